@@ -1,0 +1,79 @@
+-- Style presets and model variants: admin-tuned with SQL, readable by everyone (the UI lists styles).
+--
+-- A job names a style; at insert the database resolves the style (and the variant's defaults) into the job's
+-- variant, steps, true_cfg_scale, negative_prompt and resolved_prompt, so the worker and the UI see exactly what
+-- is generated. Change a preset with `update public.generation_styles …`: no deploy needed.
+
+create table public.generation_variants (
+  id text primary key,
+  label text not null,
+  description text not null default '',
+  default_steps integer not null,
+  default_true_cfg_scale real not null,
+  enabled boolean not null default true,
+  constraint variant_id_is_slug check (id ~ '^[a-z0-9][a-z0-9-]{0,39}$'),
+  constraint default_steps_in_range check (default_steps between 1 and 100),
+  constraint default_true_cfg_scale_in_range check (default_true_cfg_scale between 1 and 20)
+);
+comment on table public.generation_variants is
+  'Model variants a job may ask for; `enabled = false` hides one from clients (tiny is for smoke tests).';
+
+insert into public.generation_variants (id, label, description, default_steps, default_true_cfg_scale, enabled) values
+  ('lightning-8', 'Fast (8 steps)', 'Qwen-Image Lightning 8-step, Nunchaku 4-bit', 8, 1.0, true),
+  ('lightning-4', 'Fastest (4 steps)', 'Qwen-Image Lightning 4-step, Nunchaku 4-bit', 4, 1.0, true),
+  ('base', 'Best quality', 'Qwen-Image base, 50 steps with true CFG, Nunchaku 4-bit', 50, 4.0, true),
+  ('edit', 'Edit an image', 'Qwen-Image-Edit-2509 Lightning, Nunchaku 4-bit; needs init_image_path', 8, 1.0, true),
+  ('bf16', 'Full precision', 'Qwen-Image in bf16 (80 GB cards); the only variant that can apply a LoRA', 8, 1.0, false),
+  ('tiny', 'Smoke test', 'Tiny random weights on CPU: proves the code path, outputs noise', 4, 1.0, false);
+
+create table public.generation_styles (
+  id text primary key,
+  label text not null,
+  prompt_template text not null default '{prompt}',
+  negative_prompt text not null default '',
+  default_variant text not null default 'lightning-8' references public.generation_variants (id),
+  steps integer,
+  true_cfg_scale real,
+  sort_order integer not null default 100,
+  enabled boolean not null default true,
+  created_at timestamptz not null default now(),
+  updated_at timestamptz not null default now(),
+  constraint style_id_is_slug check (id ~ '^[a-z0-9][a-z0-9-]{0,39}$'),
+  constraint prompt_template_contains_placeholder check (position('{prompt}' in prompt_template) > 0),
+  constraint steps_in_range check (steps is null or steps between 1 and 100),
+  constraint true_cfg_scale_in_range check (true_cfg_scale is null or true_cfg_scale between 1 and 20)
+);
+comment on table public.generation_styles is
+  'Style presets. prompt_template wraps the user prompt ({prompt}); null steps/true_cfg_scale use the variant''s.';
+
+insert into public.generation_styles (id, label, prompt_template, negative_prompt, sort_order) values
+  ('none', 'None', '{prompt}', '', 0),
+  ('anime', 'Anime',
+   'anime style illustration of {prompt}, cel shading, vibrant colors, clean line art, detailed, high quality',
+   'photorealistic, 3d render, blurry, low quality, watermark, text artifacts', 10),
+  ('realistic', 'Realistic',
+   'photorealistic image of {prompt}, natural lighting, sharp focus, high detail, 8k photograph',
+   'cartoon, anime, illustration, painting, blurry, low quality, watermark', 20),
+  ('illustration', 'Illustration',
+   'digital illustration of {prompt}, bold shapes, rich colors, print-ready artwork, clean composition',
+   'photo, blurry, low quality, watermark, jpeg artifacts', 30),
+  ('pixel-art', 'Pixel art',
+   'pixel art of {prompt}, 16-bit retro game style, crisp pixels, limited palette',
+   'blurry, smooth gradients, photorealistic, anti-aliasing, low quality', 40),
+  ('watercolor', 'Watercolor',
+   'watercolor painting of {prompt}, soft washes, paper texture, delicate brush strokes',
+   'photo, 3d render, harsh lines, low quality, watermark', 50),
+  ('vintage-poster', 'Vintage poster',
+   'vintage poster design of {prompt}, retro typography-free layout, screen print texture, limited colors',
+   'photo, modern, blurry, low quality, watermark', 60);
+
+alter table public.generation_variants enable row level security;
+alter table public.generation_styles enable row level security;
+
+create policy "everyone reads enabled variants" on public.generation_variants
+  for select to anon, authenticated using (enabled);
+create policy "everyone reads enabled styles" on public.generation_styles
+  for select to anon, authenticated using (enabled);
+
+grant select on public.generation_variants, public.generation_styles to anon, authenticated, service_role;
+grant select on public.generation_variants, public.generation_styles to tenkaigen_worker;

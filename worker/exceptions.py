@@ -1,0 +1,42 @@
+"""Typed errors. The three runner-driving classes match the `error_code` values stored on a job row."""
+
+from __future__ import annotations
+
+
+class TenkaigenError(Exception):
+    """Something went wrong in TenkaiGen."""
+
+    error_code = "internal_error"
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or (self.__doc__ or "").strip())
+
+
+class ConfigurationError(TenkaigenError):
+    """The worker is misconfigured; fix the named setting and start again."""
+
+    error_code = "configuration_error"
+
+
+class BadRequest(TenkaigenError):
+    """The job's request cannot be generated as asked; it fails now, without retries."""
+
+    error_code = "bad_request"
+
+
+class Transient(TenkaigenError):
+    """A temporary failure (backend busy, network, timeout); the job is retried with backoff."""
+
+    error_code = "transient"
+
+
+class LeaseLost(TenkaigenError):
+    """This worker no longer owns the job (its lease expired or it was reassigned); the result is dropped."""
+
+    error_code = "lease_lost"
+
+
+class JobCanceled(TenkaigenError):
+    """The job's owner canceled it while it was running."""
+
+    error_code = "canceled"
