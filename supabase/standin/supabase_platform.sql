@@ -42,6 +42,8 @@ create schema if not exists extensions;
 create extension if not exists "uuid-ossp" with schema extensions;
 create extension if not exists pgcrypto with schema extensions;
 grant usage on schema public, extensions to anon, authenticated, service_role;
+-- as on Supabase: extensions (pgcrypto, pgtap…) resolve without a schema prefix for postgres
+alter role postgres set search_path = "$user", public, extensions;
 -- New projects (2026 default, `auto_expose_new_tables = false`) do not auto-grant tables in public to the API
 -- roles, so the migrations grant explicitly; the stand-in mirrors the new default by granting nothing here.
 
