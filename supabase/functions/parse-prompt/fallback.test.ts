@@ -88,12 +88,12 @@ Deno.test("the expansion mentions the product and stays within bounds", () => {
   });
   assert.equal(
     expansion.expandedPrompt,
-    "a fox astronaut. Centered composition, clean edges, crisp details, balanced colors, " +
-      "print-ready artwork for a navy hoodie.",
+    "a fox astronaut, centered composition, clean edges, crisp details, balanced colors, " +
+      "print-ready artwork for a navy hoodie",
   );
   const long = fallbackExpansion({ prompt: "word ".repeat(MAX_PROMPT_CHARS / 5).trim() });
   assert.ok(Array.from(long.expandedPrompt).length <= MAX_EXPANDED_PROMPT_CHARS);
-  assert.match(long.expandedPrompt, /print-ready artwork for merchandise\.$/);
+  assert.match(long.expandedPrompt, /print-ready artwork for merchandise$/);
 });
 
 Deno.test("the fallback is deterministic and always answers a valid style", () => {

@@ -2,8 +2,8 @@
  * The deterministic expansion: what parse-prompt answers without an LLM (no key, or the LLM failed).
  *
  * Keyword rules only, no randomness: the same prompt always gives the same answer. The style's own prompt
- * suffix is added later by the worker from `public.generation_styles`, so the expansion describes the subject
- * and the print, not the style.
+ * template is applied by the database from `public.generation_styles` (`"watercolor painting of {prompt}, soft
+ * washes…"`), so the expansion is a comma-separated phrase about the subject and the print, never the style.
  */
 import { DEFAULT_STYLE, type StyleId } from "../_shared/styles.ts";
 import {
@@ -221,12 +221,12 @@ export function tagsFor(prompt: string, style: StyleId, franchise: string | null
 }
 
 function expandPrompt({ prompt, product }: ParsePromptInput): string {
-  const subject = prompt.replace(/\s+/gu, " ").replace(/[\s.,;:]+$/u, "");
+  const subject = prompt.replace(/\s+/gu, " ").replace(/[\s.,;:!]+$/u, "");
   const surface = [product?.color, product?.kind].filter((part) => part !== undefined).join(" ");
-  const suffix = ". Centered composition, clean edges, crisp details, balanced colors, " +
+  const suffix = ", centered composition, clean edges, crisp details, balanced colors, " +
     (surface === ""
-      ? "print-ready artwork for merchandise."
-      : `print-ready artwork for a ${surface}.`);
+      ? "print-ready artwork for merchandise"
+      : `print-ready artwork for a ${surface}`);
   const budget = MAX_EXPANDED_PROMPT_CHARS - Array.from(suffix).length;
   return truncateChars(subject, budget) + suffix;
 }

@@ -224,7 +224,10 @@ Deno.test("without GEMINI_API_KEY answers the fallback and never calls fetch", a
   assert.equal(body.franchise, "Pokémon");
   assert.equal(body.title, "Pikachu Surfing a Big Wave");
   assert.ok(body.tags.includes("pixel-art"));
-  assert.match(body.expandedPrompt, /^Pikachu surfing a big wave, pixel art\. /);
+  assert.match(
+    body.expandedPrompt,
+    /^Pikachu surfing a big wave, pixel art, centered composition, /,
+  );
 });
 
 Deno.test("a blank GEMINI_API_KEY counts as no key", async () => {
