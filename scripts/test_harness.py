@@ -43,8 +43,14 @@ class SuiteResult:
 
 def _run(cmd: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     print(f"\n$ {' '.join(cmd)}", flush=True)
-    proc = subprocess.run(cmd, cwd=ROOT, env={**os.environ, **(env or {})}, text=True,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.run(
+        cmd,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     print(proc.stdout, end="", flush=True)
     return proc
 
@@ -74,9 +80,23 @@ def run_pgtap(server_dsn: str) -> SuiteResult:
         with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute("create extension if not exists pgtap with schema extensions")
         params = conninfo_to_dict(dsn)
-        cmd = ["pg_prove", "--ext", ".sql", "-r", "--verbose", "--failures",
-               "-h", params.get("host", "127.0.0.1"), "-p", str(params.get("port", 5432)),
-               "-U", params.get("user", "postgres"), "-d", dbname, "supabase/tests"]
+        cmd = [
+            "pg_prove",
+            "--ext",
+            ".sql",
+            "-r",
+            "--verbose",
+            "--failures",
+            "-h",
+            params.get("host", "127.0.0.1"),
+            "-p",
+            str(params.get("port", 5432)),
+            "-U",
+            params.get("user", "postgres"),
+            "-d",
+            dbname,
+            "supabase/tests",
+        ]
         env = {"PGPASSWORD": params["password"]} if params.get("password") else {}
         proc = _run(cmd, env)
         passed = len(re.findall(r"^\s*ok \d+", proc.stdout, re.M))
@@ -94,8 +114,20 @@ def run_pytest(server_dsn: str, extra_args: list[str]) -> SuiteResult:
     start = time.monotonic()
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp) / "junit.xml"
-        proc = _run([str(VENV_BIN / "python"), "-m", "pytest", "-q", "-rfEs", "-p", "no:cacheprovider",
-                     f"--junitxml={report}", *extra_args], {"DATABASE_URL": server_dsn})
+        proc = _run(
+            [
+                str(VENV_BIN / "python"),
+                "-m",
+                "pytest",
+                "-q",
+                "-rfEs",
+                "-p",
+                "no:cacheprovider",
+                f"--junitxml={report}",
+                *extra_args,
+            ],
+            {"DATABASE_URL": server_dsn},
+        )
         if not report.exists():
             return SuiteResult("pytest", 0, 1, time.monotonic() - start, "pytest produced no report")
         tests = failed = skipped = 0

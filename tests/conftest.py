@@ -19,9 +19,9 @@ from tests.support import DatabaseServer
 
 _SERVER_URL = os.environ.pop("DATABASE_URL", None)
 for _name in [n for n in os.environ if n.startswith("TENKAIGEN_") or n.startswith("SUPABASE_")]:
-    del os.environ[_name]          # tests build their settings explicitly; nothing leaks from the shell
+    del os.environ[_name]  # tests build their settings explicitly; nothing leaks from the shell
 for _name in ("MODAL_TOKEN_ID", "MODAL_TOKEN_SECRET"):
-    os.environ.pop(_name, None)    # a Modal token without network hangs ~60 s
+    os.environ.pop(_name, None)  # a Modal token without network hangs ~60 s
 
 
 @pytest.fixture(scope="session")

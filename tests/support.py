@@ -49,8 +49,11 @@ class DatabaseServer:
     def clone(self, name: str) -> str:
         assert self.template, "create_template() first"
         with self._admin() as conn:
-            conn.execute(sql.SQL("create database {} template {}").format(
-                sql.Identifier(name), sql.Identifier(self.template)))
+            conn.execute(
+                sql.SQL("create database {} template {}").format(
+                    sql.Identifier(name), sql.Identifier(self.template)
+                )
+            )
         return self.dsn_for(name)
 
     def drop(self, name: str) -> None:

@@ -7,8 +7,10 @@ from tests.support import as_client, create_user
 
 
 def test_each_test_database_has_every_migration(admin: psycopg.Connection) -> None:
-    versions = [r[0] for r in admin.execute(
-        "select version from supabase_migrations.schema_migrations order by version")]
+    versions = [
+        r[0]
+        for r in admin.execute("select version from supabase_migrations.schema_migrations order by version")
+    ]
     assert len(versions) >= 8
     assert admin.execute("select to_regclass('public.generation_jobs') is not null").fetchone()[0]
 

@@ -17,8 +17,12 @@ console = Console(stderr=True)
 
 DatabaseUrl = Annotated[
     str,
-    typer.Option("--database-url", envvar="DATABASE_URL", help="PostgreSQL connection string (env DATABASE_URL).",
-                 show_default=False),
+    typer.Option(
+        "--database-url",
+        envvar="DATABASE_URL",
+        help="PostgreSQL connection string (env DATABASE_URL).",
+        show_default=False,
+    ),
 ]
 
 
@@ -27,8 +31,11 @@ def db_migrate(
     database_url: DatabaseUrl,
     standin: Annotated[
         bool,
-        typer.Option("--standin", help="Load the local Supabase stand-in first (plain PostgreSQL only; skipped "
-                                       "when auth.users exists)."),
+        typer.Option(
+            "--standin",
+            help="Load the local Supabase stand-in first (plain PostgreSQL only; skipped "
+            "when auth.users exists).",
+        ),
     ] = False,
 ) -> None:
     """Apply supabase/migrations in order, each in a transaction, recorded in supabase_migrations."""

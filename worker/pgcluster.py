@@ -104,8 +104,20 @@ class LocalCluster:
         user = _server_user()
         if user:
             shutil.chown(self.data_dir.parent, user, user)
-        self._run(["initdb", "-D", str(self.data_dir), "-U", "postgres", "--auth=trust", "-E", "UTF8",
-                   "--no-sync", "--locale=C"])
+        self._run(
+            [
+                "initdb",
+                "-D",
+                str(self.data_dir),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+                "--locale=C",
+            ]
+        )
 
     def is_running(self) -> bool:
         return self._run(["pg_ctl", "-D", str(self.data_dir), "status"], check=False).returncode == 0
@@ -119,8 +131,21 @@ class LocalCluster:
             return self
         options = " ".join(f"-c {k}={v}" for k, v in self.settings.items())
         options += f" -p {self.port} -k {self.data_dir.parent}"
-        self._run(["pg_ctl", "-D", str(self.data_dir), "-o", options, "-l", str(self.log_file), "-w",
-                   "-t", "60", "start"])
+        self._run(
+            [
+                "pg_ctl",
+                "-D",
+                str(self.data_dir),
+                "-o",
+                options,
+                "-l",
+                str(self.log_file),
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ]
+        )
         self._wait_ready()
         return self
 
@@ -136,7 +161,9 @@ class LocalCluster:
                 if s.connect_ex(("127.0.0.1", self.port)) == 0:
                     return
             time.sleep(0.05)
-        raise ConfigurationError(f"PostgreSQL did not accept connections on port {self.port}; see {self.log_file}")
+        raise ConfigurationError(
+            f"PostgreSQL did not accept connections on port {self.port}; see {self.log_file}"
+        )
 
     def stop(self, mode: str = "fast") -> None:
         """Stop the server: mode `fast` (clean) or `immediate` (like a crash; recovery runs at next start)."""

@@ -57,6 +57,8 @@ class Backend(Protocol):
 
     name: str
 
-    async def generate(self, request: GenerationRequest, on_progress: ProgressCallback) -> GenerationResult: ...
+    async def generate(
+        self, request: GenerationRequest, on_progress: ProgressCallback
+    ) -> GenerationResult: ...
 
     async def aclose(self) -> None: ...
