@@ -1,0 +1,68 @@
+-- Queue test helpers in schema `tests`, for the pgTAP files of the queue functions and the state machine
+-- (claim_jobs/, fail_job/, transitions/, admin/ …). Same pattern as 000-setup-tests-hooks.sql: committed, not
+-- rolled back, so later files can call them; never part of the migrations.
+begin;
+select plan(1);
+
+-- A job that reached a final status the way the queue gets there (queued -> running -> final), with the
+-- columns each status requires: succeeded has result_path = <user_id>/<job_id>.png, failed has an error_code,
+-- canceled has cancel_requested_at. finished_at may be back-dated (retention tests).
+create or replace function tests.make_finished_job(identifier text, status text,
+                                                   finished_at timestamptz default now())
+returns uuid
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_id uuid := tests.make_running_job(identifier, 'worker-a', 60, 1);
+begin
+  if status not in ('succeeded', 'failed', 'canceled') then
+    raise exception 'tests.make_finished_job: % is not a final status', status;
+  end if;
+  update public.generation_jobs j
+     set status = make_finished_job.status,
+         locked_by = null,
+         lease_expires_at = null,
+         finished_at = make_finished_job.finished_at,
+         progress = case when make_finished_job.status = 'succeeded' then 1 else 0.5 end,
+         result_path = case when make_finished_job.status = 'succeeded'
+                            then j.user_id::text || '/' || j.id::text || '.png' end,
+         result_bytes = case when make_finished_job.status = 'succeeded' then 12345 end,
+         error_code = case when make_finished_job.status = 'failed' then 'test_error' end,
+         error_message = case when make_finished_job.status = 'failed' then 'failed for a test' end,
+         cancel_requested_at = case when make_finished_job.status = 'canceled' then now() end
+   where j.id = v_id;
+  return v_id;
+end;
+$$;
+
+-- The whole row as jsonb: take it before a call, compare after, to prove a fenced call changed nothing.
+create or replace function tests.job_snapshot(job_id uuid)
+returns jsonb
+language sql
+stable
+security definer
+set search_path = ''
+as $$
+  select to_jsonb(j) from public.generation_jobs j where j.id = job_snapshot.job_id
+$$;
+
+-- The object key a job's result must have: <user_id>/<job_id>.png.
+create or replace function tests.result_path_for(job_id uuid)
+returns text
+language sql
+stable
+security definer
+set search_path = ''
+as $$
+  select j.user_id::text || '/' || j.id::text || '.png' from public.generation_jobs j where j.id = result_path_for.job_id
+$$;
+
+grant execute on function tests.make_finished_job(text, text, timestamptz), tests.job_snapshot(uuid),
+  tests.result_path_for(uuid) to anon, authenticated, service_role;
+
+select ok(to_regprocedure('tests.make_finished_job(text, text, timestamptz)') is not null,
+          'queue test helpers are installed');
+select * from finish();
+commit;
