@@ -1,0 +1,820 @@
+// Drives client/tenkaigen_client.ts against a stub supabase-js client that behaves like the database
+// (validation 22023, quota PT429, unique client_request_id 23505, Broadcast on every change).
+import assert from "node:assert/strict";
+import { FunctionsFetchError, FunctionsHttpError } from "@supabase/supabase-js";
+import type { ParsePromptResult } from "../supabase/functions/parse-prompt/contract.ts";
+import {
+  type GenerationJob,
+  type GenerationJobRequest,
+  jobTopic,
+  type JobUpdate,
+  jobUpdateFromRow,
+} from "./generation_jobs.ts";
+import {
+  isNewer,
+  JobNotFoundError,
+  type ParsedPrompt,
+  ParsePromptError,
+  RateLimitedError,
+  RealtimeError,
+  TenkaigenClient,
+  TenkaigenError,
+  type TenkaigenSupabase,
+  timestampMicros,
+  toTenkaigenError,
+  TransportError,
+  ValidationError,
+} from "./tenkaigen_client.ts";
+
+const USER_ID = "5b0f8a1e-6c2d-4e3f-9a1b-2c3d4e5f6a7b";
+
+// ## A stub supabase-js client --------------------------------------------------------------------------------
+
+type PgError = { message: string; code: string; details: string | null; hint: string | null };
+type Answer<T> = { data: T | null; error: PgError | null };
+
+const pgError = (code: string, message: string, details: string | null = null): PgError => ({
+  code,
+  message,
+  details,
+  hint: null,
+});
+const TRANSPORT_ERROR = pgError("", "TypeError: fetch failed");
+
+type StatusCallback = (status: string, err?: Error) => void;
+
+class FakeChannel {
+  readonly bindings: { type: string; event: string; callback: (message: unknown) => void }[] = [];
+  statusCallback: StatusCallback | null = null;
+  removed = false;
+
+  constructor(readonly fake: FakeSupabase, readonly topic: string, readonly options: unknown) {}
+
+  on(type: string, filter: { event: string }, callback: (message: unknown) => void): this {
+    this.bindings.push({ type, event: filter.event, callback });
+    return this;
+  }
+
+  subscribe(callback: StatusCallback): this {
+    assert.equal(this.statusCallback, null, "subscribe is called once per channel");
+    this.statusCallback = callback;
+    const status = this.fake.joinStatus;
+    queueMicrotask(() =>
+      callback(status, status === "SUBSCRIBED" ? undefined : new Error("denied"))
+    );
+    return this;
+  }
+
+  /** The server sends a broadcast on this channel. */
+  receive(event: string, payload: unknown): void {
+    for (const binding of this.bindings) {
+      if (binding.type === "broadcast" && binding.event === event) {
+        binding.callback({ type: "broadcast", event, payload });
+      }
+    }
+  }
+
+  /** The socket came back and realtime-js rejoined the channel. */
+  rejoin(): void {
+    this.statusCallback?.("SUBSCRIBED");
+  }
+}
+
+/** Chainable query builder for `generation_jobs`: insert().select().single(), select().eq().maybeSingle(), select().in(). */
+class FakeQuery implements PromiseLike<Answer<GenerationJob[]>> {
+  #insert: GenerationJobRequest | null = null;
+  #filters: [keyof GenerationJob, string[]][] = [];
+
+  constructor(readonly fake: FakeSupabase) {}
+
+  insert(values: GenerationJobRequest): this {
+    this.#insert = values;
+    return this;
+  }
+
+  select(): this {
+    return this;
+  }
+
+  eq(column: keyof GenerationJob, value: string): this {
+    this.#filters.push([column, [value]]);
+    return this;
+  }
+
+  in(column: keyof GenerationJob, values: string[]): this {
+    this.#filters.push([column, values]);
+    return this;
+  }
+
+  single(): Promise<Answer<GenerationJob>> {
+    assert.ok(this.#insert, "single() is only used after insert()");
+    return Promise.resolve(this.fake.insert(this.#insert));
+  }
+
+  maybeSingle(): Promise<Answer<GenerationJob>> {
+    const rows = this.#rows();
+    return Promise.resolve({ data: rows[0] ?? null, error: null });
+  }
+
+  then<A = Answer<GenerationJob[]>, B = never>(
+    onfulfilled?: ((value: Answer<GenerationJob[]>) => A | PromiseLike<A>) | null,
+    onrejected?: ((reason: unknown) => B | PromiseLike<B>) | null,
+  ): PromiseLike<A | B> {
+    this.fake.log.push(`select ${this.#filters.map(([c, v]) => `${c}=${v.join(",")}`).join(" ")}`);
+    return Promise.resolve({ data: this.#rows(), error: null }).then(onfulfilled, onrejected);
+  }
+
+  #rows(): GenerationJob[] {
+    return this.fake.rows
+      .filter((row) => row.user_id === this.fake.userId)
+      .filter((row) =>
+        this.#filters.every(([column, values]) => values.includes(String(row[column])))
+      )
+      .map((row) => structuredClone(row));
+  }
+}
+
+/** The stub client. Its rows, errors and broadcasts follow the migrations' contract. */
+class FakeSupabase {
+  readonly userId = USER_ID;
+  readonly rows: GenerationJob[] = [];
+  readonly channels: FakeChannel[] = [];
+  readonly log: string[] = [];
+  readonly invokes: { name: string; body: unknown }[] = [];
+  parsePrompt: () => { data: unknown; error: unknown } = () => ({
+    data: {
+      expandedPrompt: "a fox astronaut, centered composition",
+      style: "watercolor",
+      franchise: null,
+      title: "Fox Astronaut",
+      tags: ["fox", "space"],
+      source: "fallback",
+      fallbackReason: "no_api_key",
+    } satisfies ParsePromptResult,
+    error: null,
+  });
+  joinStatus = "SUBSCRIBED";
+  /** Queue of failures for the next inserts: "lost-answer" inserts the row but the answer never arrives. */
+  insertFaults: ("lost-answer" | "unreachable")[] = [];
+  activeJobLimit = 3;
+  broadcastsDropped = false;
+  #clock = Date.parse("2026-11-25T10:00:00Z");
+  #ids = 0;
+
+  readonly functions = {
+    invoke: (name: string, options: { body: unknown }) => {
+      this.invokes.push({ name, body: options.body });
+      this.log.push(`invoke ${name}`);
+      return Promise.resolve(this.parsePrompt());
+    },
+  };
+
+  readonly realtime = {
+    setAuth: () => {
+      this.log.push("setAuth");
+      return Promise.resolve();
+    },
+  };
+
+  readonly storage = {
+    from: (bucket: string) => ({
+      createSignedUrl: (path: string, expiresIn: number) => {
+        this.log.push(`sign ${bucket}/${path} ${expiresIn}`);
+        return Promise.resolve({
+          data: {
+            signedUrl:
+              `https://project.supabase.co/storage/v1/object/sign/${bucket}/${path}?token=t`,
+          },
+          error: null,
+        });
+      },
+    }),
+  };
+
+  from(table: string): FakeQuery {
+    assert.equal(table, "generation_jobs");
+    return new FakeQuery(this);
+  }
+
+  channel(topic: string, options: unknown): FakeChannel {
+    this.log.push(`channel ${topic}`);
+    const channel = new FakeChannel(this, topic, options);
+    this.channels.push(channel);
+    return channel;
+  }
+
+  removeChannel(channel: FakeChannel): Promise<"ok"> {
+    channel.removed = true;
+    this.log.push(`removeChannel ${channel.topic}`);
+    return Promise.resolve("ok");
+  }
+
+  rpc(fn: string, args: { job_id: string }): Promise<Answer<unknown>> {
+    this.log.push(`rpc ${fn}`);
+    const row = this.rows.find((r) => r.id === args.job_id && r.user_id === this.userId);
+    if (fn === "cancel_generation_job") {
+      if (!row) {
+        return Promise.resolve({
+          data: null,
+          error: pgError("P0002", `job_id: no job ${args.job_id} among your jobs`),
+        });
+      }
+      if (row.status === "queued") {
+        this.update(row.id, {
+          status: "canceled",
+          finished_at: this.#now(),
+          cancel_requested_at: this.#now(),
+        });
+        return Promise.resolve({ data: "canceled", error: null });
+      }
+      if (row.status === "running") {
+        this.update(row.id, { cancel_requested_at: this.#now() });
+        return Promise.resolve({ data: "cancel_requested", error: null });
+      }
+      return Promise.resolve({ data: row.status, error: null });
+    }
+    if (fn === "generation_job_queue_position") {
+      const queued = this.rows.filter((r) => r.status === "queued");
+      const index = row?.status === "queued" ? queued.indexOf(row) : -1;
+      return Promise.resolve({ data: index < 0 ? null : index + 1, error: null });
+    }
+    throw new Error(`unexpected rpc ${fn}`);
+  }
+
+  /** What the database does on insert: validate, quota, unique key, defaults, broadcast. */
+  insert(values: GenerationJobRequest): Answer<GenerationJob> {
+    this.log.push(`insert ${values.client_request_id}`);
+    const fault = this.insertFaults.shift();
+    if (fault === "unreachable") return { data: null, error: TRANSPORT_ERROR };
+    const width = values.width ?? 1024;
+    if (width < 256 || width > 2048 || width % 16 !== 0) {
+      return {
+        data: null,
+        error: pgError(
+          "22023",
+          `width: must be a multiple of 16 between 256 and 2048 (got ${width})`,
+        ),
+      };
+    }
+    const style = values.style ?? "none";
+    if (!["none", "anime", "watercolor"].includes(style)) {
+      return { data: null, error: pgError("22023", `style: unknown style '${style}'`) };
+    }
+    const active = this.rows.filter((r) => ["queued", "running"].includes(r.status)).length;
+    if (active >= this.activeJobLimit) {
+      return {
+        data: null,
+        error: pgError(
+          "PT429",
+          `rate_limited: at most ${this.activeJobLimit} active jobs per user (you have ${active})`,
+        ),
+      };
+    }
+    if (this.rows.some((r) => r.client_request_id === values.client_request_id)) {
+      return {
+        data: null,
+        error: pgError(
+          "23505",
+          'duplicate key value violates unique constraint "generation_jobs_client_request_id_key"',
+          `Key (user_id, client_request_id)=(${this.userId}, ${values.client_request_id}) already exists.`,
+        ),
+      };
+    }
+    const now = this.#now();
+    const row: GenerationJob = {
+      id: `00000000-0000-4000-8000-${String(++this.#ids).padStart(12, "0")}`,
+      user_id: this.userId,
+      client_request_id: values.client_request_id ?? null,
+      prompt: values.prompt,
+      expanded_prompt: values.expanded_prompt ?? null,
+      negative_prompt: values.negative_prompt ?? "",
+      style,
+      variant: values.variant ?? "lightning-8",
+      width,
+      height: values.height ?? 1024,
+      steps: values.steps ?? 8,
+      true_cfg_scale: values.true_cfg_scale ?? 1,
+      seed: values.seed ?? 1234,
+      init_image_path: values.init_image_path ?? null,
+      metadata: values.metadata ?? {},
+      resolved_prompt: values.expanded_prompt ?? values.prompt,
+      status: "queued",
+      progress: 0,
+      priority: 0,
+      attempts: 0,
+      max_attempts: 3,
+      run_after: now,
+      cancel_requested_at: null,
+      locked_by: null,
+      lease_expires_at: null,
+      error_code: null,
+      error_message: null,
+      created_at: now,
+      started_at: null,
+      finished_at: null,
+      updated_at: now,
+      result_path: null,
+      result_bytes: null,
+      backend: null,
+      backend_call_id: null,
+      gpu_seconds: null,
+      cost_usd: null,
+    };
+    this.rows.push(row);
+    this.#broadcast(row);
+    if (fault === "lost-answer") return { data: null, error: TRANSPORT_ERROR };
+    return { data: structuredClone(row), error: null };
+  }
+
+  /** A worker changes a job (through queue.* functions): the trigger broadcasts the new projection. */
+  update(jobId: string, patch: Partial<GenerationJob>): JobUpdate {
+    const row = this.rows.find((r) => r.id === jobId)!;
+    Object.assign(row, patch, { updated_at: this.#now() });
+    return this.#broadcast(row);
+  }
+
+  /** Runs a job to success the way the worker does, one broadcast per step. */
+  succeed(jobId: string): void {
+    const row = this.rows.find((r) => r.id === jobId)!;
+    this.update(jobId, {
+      status: "running",
+      attempts: 1,
+      started_at: this.#now(),
+      locked_by: "w1",
+    });
+    this.update(jobId, { progress: 0.5 });
+    this.update(jobId, {
+      status: "succeeded",
+      progress: 1,
+      finished_at: this.#now(),
+      locked_by: null,
+      result_path: `${row.user_id}/${row.id}.png`,
+    });
+  }
+
+  #broadcast(row: GenerationJob): JobUpdate {
+    // public.generation_job_update(row), plus the message id realtime.send adds.
+    const payload = { ...jobUpdateFromRow(row), id: crypto.randomUUID() };
+    if (!this.broadcastsDropped) {
+      for (const channel of this.channels) {
+        if (!channel.removed && channel.topic === jobTopic(row.user_id)) {
+          channel.receive("job_update", payload);
+        }
+      }
+    }
+    return payload;
+  }
+
+  /** Postgres-style timestamps, microseconds included, one millisecond apart. */
+  #now(): string {
+    this.#clock += 1;
+    return new Date(this.#clock).toISOString().replace("Z", "123+00:00");
+  }
+}
+
+function setup(options: { requestIds?: string[] } = {}) {
+  const fake = new FakeSupabase();
+  const sleeps: number[] = [];
+  const ids = [...(options.requestIds ?? ["req-1", "req-2", "req-3", "req-4"])];
+  const client = new TenkaigenClient(fake as unknown as TenkaigenSupabase, {
+    sleep: (ms) => (sleeps.push(ms), Promise.resolve()),
+    newRequestId: () => ids.shift()!,
+  });
+  return { fake, client, sleeps };
+}
+
+const tick = () => new Promise((resolve) => setTimeout(resolve, 0));
+
+// ## The flow ---------------------------------------------------------------------------------------------------
+
+Deno.test("generate: parse-prompt → insert → setAuth → private channel → progress → signed URL", async () => {
+  const { fake, client } = setup();
+  const seen: JobUpdate[] = [];
+
+  const { parsed, job, watch } = await client.generate(
+    {
+      prompt: "a fox astronaut",
+      product: { kind: "t-shirt", color: "black" },
+      request: { width: 768 },
+    },
+    (update) => seen.push(update),
+  );
+
+  assert.equal(parsed.source, "fallback");
+  assert.deepEqual(fake.invokes, [{
+    name: "parse-prompt",
+    body: { prompt: "a fox astronaut", product: { kind: "t-shirt", color: "black" } },
+  }]);
+  assert.equal(job.client_request_id, "req-1");
+  assert.equal(job.prompt, "a fox astronaut");
+  assert.equal(job.expanded_prompt, "a fox astronaut, centered composition");
+  assert.equal(job.style, "watercolor");
+  assert.equal(job.width, 768);
+  assert.deepEqual(job.metadata, {
+    title: "Fox Astronaut",
+    franchise: null,
+    tags: ["fox", "space"],
+    prompt_source: "fallback",
+    product: { kind: "t-shirt", color: "black" },
+  });
+  const channel = fake.channels[0];
+  assert.equal(channel.topic, `generation_jobs:${USER_ID}`);
+  assert.deepEqual(channel.options, { config: { private: true } });
+  assert.deepEqual(channel.bindings.map((b) => [b.type, b.event]), [["broadcast", "job_update"]]);
+  assert.deepEqual(fake.log.slice(0, 4), [
+    "invoke parse-prompt",
+    "insert req-1",
+    "setAuth",
+    `channel generation_jobs:${USER_ID}`,
+  ]);
+
+  fake.succeed(job.id);
+  const outcome = await watch.done;
+
+  assert.equal(outcome.status, "succeeded");
+  assert.equal(
+    outcome.status === "succeeded" && outcome.signedUrl,
+    `https://project.supabase.co/storage/v1/object/sign/generated-designs/${USER_ID}/${job.id}.png?token=t`,
+  );
+  assert.ok(fake.log.includes(`sign generated-designs/${USER_ID}/${job.id}.png 3600`));
+  assert.deepEqual(
+    seen.map((u) => [u.status, u.progress]),
+    [["queued", 0], ["running", 0], ["running", 0.5], ["succeeded", 1]],
+  );
+  assert.equal(watch.latest().status, "succeeded");
+});
+
+Deno.test("a failed job ends with its error code and message", async () => {
+  const { fake, client } = setup();
+  const job = await client.submitJob({ prompt: "a cat" });
+  const watch = await client.watchJob(job);
+
+  fake.update(job.id, { status: "running", locked_by: "w1" });
+  fake.update(job.id, {
+    status: "failed",
+    locked_by: null,
+    finished_at: "x",
+    error_code: "BadRequest",
+    error_message: "prompt rejected by the safety checker",
+  });
+
+  const outcome = await watch.done;
+  assert.equal(outcome.status, "failed");
+  assert.equal(outcome.status === "failed" && outcome.errorCode, "BadRequest");
+  assert.equal(
+    outcome.status === "failed" && outcome.errorMessage,
+    "prompt rejected by the safety checker",
+  );
+});
+
+// ## Idempotent insert ------------------------------------------------------------------------------------------
+
+Deno.test("a repeated insert with the same client_request_id returns the existing row (23505)", async () => {
+  const { fake, client } = setup();
+  const first = await client.submitJob({ prompt: "a cat", client_request_id: "hero-42" });
+  const again = await client.submitJob({ prompt: "a cat", client_request_id: "hero-42" });
+
+  assert.equal(again.id, first.id);
+  assert.equal(fake.rows.length, 1);
+  assert.deepEqual(fake.log.filter((l) => l.startsWith("insert")), [
+    "insert hero-42",
+    "insert hero-42",
+  ]);
+});
+
+Deno.test("an insert whose answer was lost is retried with the same id and finds its row", async () => {
+  const { fake, client, sleeps } = setup();
+  fake.insertFaults = ["lost-answer"];
+
+  const job = await client.submitJob({ prompt: "a cat" });
+
+  assert.equal(fake.rows.length, 1);
+  assert.equal(job.id, fake.rows[0].id);
+  assert.deepEqual(fake.log.filter((l) => l.startsWith("insert")), [
+    "insert req-1",
+    "insert req-1",
+  ]);
+  assert.deepEqual(sleeps, [500]);
+});
+
+Deno.test("an insert that never arrived is retried, then gives up with TransportError", async () => {
+  const { fake, client, sleeps } = setup();
+  fake.insertFaults = ["unreachable"];
+  assert.equal((await client.submitJob({ prompt: "a cat" })).client_request_id, "req-1");
+
+  fake.insertFaults = ["unreachable", "unreachable", "unreachable"];
+  await assert.rejects(client.submitJob({ prompt: "a dog" }), TransportError);
+  assert.deepEqual(sleeps, [500, 500, 1000]);
+  assert.equal(fake.rows.length, 1);
+});
+
+// ## Errors -----------------------------------------------------------------------------------------------------
+
+Deno.test("a validation error becomes ValidationError naming the field, and no row", async () => {
+  const { fake, client } = setup();
+  await assert.rejects(client.submitJob({ prompt: "a cat", width: 1000 }), (error: unknown) => {
+    assert.ok(error instanceof ValidationError);
+    assert.equal(error.field, "width");
+    assert.equal(error.code, "22023");
+    assert.equal(error.message, "width: must be a multiple of 16 between 256 and 2048 (got 1000)");
+    return true;
+  });
+  await assert.rejects(client.submitJob({ prompt: "a cat", style: "cubism" }), {
+    name: "ValidationError",
+    field: "style",
+  });
+  assert.equal(fake.rows.length, 0);
+});
+
+Deno.test("a quota refusal becomes RateLimitedError", async () => {
+  const { fake, client } = setup();
+  fake.activeJobLimit = 1;
+  await client.submitJob({ prompt: "one" });
+  await assert.rejects(client.submitJob({ prompt: "two" }), (error: unknown) => {
+    assert.ok(error instanceof RateLimitedError);
+    assert.equal(error.code, "PT429");
+    assert.match(error.message, /^rate_limited: at most 1 active jobs/);
+    return true;
+  });
+});
+
+Deno.test("toTenkaigenError maps SQLSTATEs to typed errors", () => {
+  const cases: [ReturnType<typeof pgError>, string, string | null][] = [
+    [pgError("22023", "steps: must be between 1 and 100 (got 0)"), "ValidationError", "steps"],
+    [pgError("22023", "no field prefix here"), "ValidationError", null],
+    [
+      pgError("23514", "status: illegal transition from queued to succeeded"),
+      "ValidationError",
+      "status",
+    ],
+    [
+      pgError(
+        "23503",
+        "insert violates foreign key",
+        'Key (style)=(x) is not present in table "generation_styles".',
+      ),
+      "ValidationError",
+      "style",
+    ],
+    [pgError("PT429", "rate_limited: at most 20 jobs per hour per user"), "RateLimitedError", null],
+    [pgError("P0002", "job_id: no job x among your jobs"), "JobNotFoundError", null],
+    [pgError("", "TypeError: fetch failed"), "TransportError", null],
+    [pgError("42501", "permission denied for table generation_jobs"), "TenkaigenError", null],
+  ];
+  for (const [error, name, field] of cases) {
+    const mapped = toTenkaigenError(error);
+    assert.ok(mapped instanceof TenkaigenError);
+    assert.equal(mapped.name, name, error.message);
+    if (mapped instanceof ValidationError) assert.equal(mapped.field, field);
+    assert.equal(mapped.message, error.message);
+  }
+});
+
+Deno.test("parse-prompt errors become ParsePromptError with the function's status and code", async () => {
+  const { fake, client } = setup();
+  fake.parsePrompt = () => ({
+    data: null,
+    error: new FunctionsHttpError(
+      Response.json({ error: { code: "invalid_input", message: "prompt: is required" } }, {
+        status: 400,
+      }),
+    ),
+  });
+  await assert.rejects(client.parsePrompt(""), {
+    name: "ParsePromptError",
+    status: 400,
+    code: "invalid_input",
+  });
+
+  fake.parsePrompt = () => ({
+    data: null,
+    error: new FunctionsHttpError(new Response("gateway", { status: 502 })),
+  });
+  await assert.rejects(client.parsePrompt("x"), {
+    name: "ParsePromptError",
+    status: 502,
+    code: "http_error",
+  });
+
+  fake.parsePrompt = () => ({
+    data: null,
+    error: new FunctionsFetchError(new TypeError("offline")),
+  });
+  await assert.rejects(client.parsePrompt("x"), (error: unknown) => {
+    assert.ok(error instanceof ParsePromptError);
+    assert.equal(error.status, 0);
+    assert.equal(error.code, "transport");
+    return true;
+  });
+  assert.equal(fake.rows.length, 0);
+});
+
+// ## Cancel and queue position ----------------------------------------------------------------------------------
+
+Deno.test("cancel: a queued job is canceled at once and the watch ends canceled", async () => {
+  const { fake, client } = setup();
+  const job = await client.submitJob({ prompt: "a cat" });
+  const watch = await client.watchJob(job);
+
+  assert.equal(await client.cancelJob(job.id), "canceled");
+
+  const outcome = await watch.done;
+  assert.equal(outcome.status, "canceled");
+  assert.equal(outcome.update.cancel_requested, true);
+  assert.equal(fake.rows[0].status, "canceled");
+});
+
+Deno.test("cancel: a running job is cancel_requested; a finished one answers its status", async () => {
+  const { fake, client } = setup();
+  const job = await client.submitJob({ prompt: "a cat" });
+  const seen: JobUpdate[] = [];
+  await client.watchJob(job, (u) => seen.push(u));
+  fake.update(job.id, { status: "running", locked_by: "w1" });
+
+  assert.equal(await client.cancelJob(job.id), "cancel_requested");
+  assert.equal(seen.at(-1)?.cancel_requested, true);
+  assert.equal(seen.at(-1)?.status, "running");
+
+  fake.update(job.id, { status: "succeeded", result_path: "p", finished_at: "t" });
+  assert.equal(await client.cancelJob(job.id), "succeeded");
+  await assert.rejects(client.cancelJob("00000000-0000-4000-8000-999999999999"), JobNotFoundError);
+});
+
+Deno.test("queuePosition is 1-based while queued, then null", async () => {
+  const { fake, client } = setup();
+  const a = await client.submitJob({ prompt: "a" });
+  const b = await client.submitJob({ prompt: "b" });
+  assert.equal(await client.queuePosition(a.id), 1);
+  assert.equal(await client.queuePosition(b.id), 2);
+  fake.update(a.id, { status: "running" });
+  assert.equal(await client.queuePosition(a.id), null);
+  assert.equal(await client.queuePosition(b.id), 1);
+});
+
+// ## Catch-up and ordering --------------------------------------------------------------------------------------
+
+Deno.test("catch-up on the first SUBSCRIBED: changes before the join are not missed", async () => {
+  const { fake, client } = setup();
+  const job = await client.submitJob({ prompt: "a cat" });
+  fake.succeed(job.id); // finished before anyone subscribed: no channel yet, nothing broadcast to us
+
+  const watch = await client.watchJob(job);
+
+  assert.equal((await watch.done).status, "succeeded");
+  assert.ok(fake.log.includes(`select id=${job.id}`));
+});
+
+Deno.test("catch-up on every re-SUBSCRIBED: broadcasts lost while disconnected are recovered", async () => {
+  const { fake, client } = setup();
+  const job = await client.submitJob({ prompt: "a cat" });
+  const seen: JobUpdate[] = [];
+  const watch = await client.watchJob(job, (u) => seen.push(u));
+  await tick();
+
+  fake.broadcastsDropped = true; // the socket is down
+  fake.succeed(job.id);
+  assert.equal(watch.latest().status, "queued");
+
+  fake.broadcastsDropped = false;
+  fake.channels[0].rejoin();
+
+  assert.equal((await watch.done).status, "succeeded");
+  assert.deepEqual(seen.map((u) => u.status), ["queued", "succeeded"]);
+});
+
+Deno.test("late, duplicate and foreign broadcasts never move a job backwards", async () => {
+  const { fake, client } = setup();
+  const job = await client.submitJob({ prompt: "a cat" });
+  const seen: JobUpdate[] = [];
+  const watch = await client.watchJob(job, (u) => seen.push(u));
+  const running = fake.update(job.id, { status: "running" });
+  const half = fake.update(job.id, { progress: 0.5 });
+  const channel = fake.channels[0];
+
+  channel.receive("job_update", running); // late
+  channel.receive("job_update", half); // duplicate
+  channel.receive("job_update", { ...half, job_id: "someone-else", progress: 0.9 }); // another job
+  channel.receive("job_update", { nonsense: true }); // not a job update
+  channel.receive("other_event", { ...half, progress: 0.99 }); // another event
+
+  assert.deepEqual(seen.map((u) => [u.status, u.progress]), [["queued", 0], ["running", 0], [
+    "running",
+    0.5,
+  ]]);
+  assert.equal(watch.latest().progress, 0.5);
+});
+
+Deno.test("isNewer orders by updated_at to the microsecond, then by how far along the state is", () => {
+  const base = jobUpdateFromRow({
+    ...({} as GenerationJob),
+    id: "j",
+    status: "running",
+    progress: 0.5,
+    cancel_requested_at: null,
+    updated_at: "2026-11-25T10:00:00.123456+00:00",
+  });
+  assert.ok(isNewer({ ...base, updated_at: "2026-11-25T10:00:00.123457+00:00" }, base));
+  assert.ok(
+    !isNewer({ ...base, updated_at: "2026-11-25T10:00:00.123455+00:00", progress: 1 }, base),
+  );
+  assert.ok(isNewer({ ...base, status: "succeeded" }, base));
+  assert.ok(isNewer({ ...base, progress: 0.6 }, base));
+  assert.ok(isNewer({ ...base, cancel_requested: true }, base));
+  assert.ok(!isNewer({ ...base }, base));
+  assert.ok(!isNewer({ ...base, status: "queued", progress: 0 }, base));
+  assert.equal(
+    timestampMicros("2026-11-25T10:00:00.123456+00:00") -
+      timestampMicros("2026-11-25T10:00:00+00:00"),
+    123456,
+  );
+});
+
+// ## The channel ------------------------------------------------------------------------------------------------
+
+Deno.test("one channel per user, shared by watched jobs; a later watch catches up for its job", async () => {
+  const { fake, client } = setup();
+  const a = await client.submitJob({ prompt: "a" });
+  const b = await client.submitJob({ prompt: "b" });
+  const watchA = await client.watchJob(a);
+  fake.succeed(b.id); // b finishes before it is watched
+
+  const watchB = await client.watchJob(b);
+  fake.succeed(a.id);
+
+  assert.equal((await watchA.done).status, "succeeded");
+  assert.equal((await watchB.done).status, "succeeded");
+  assert.equal(fake.channels.length, 1);
+  assert.equal(fake.log.filter((l) => l === "setAuth").length, 1);
+});
+
+Deno.test("a job that is already final settles without joining a channel", async () => {
+  const { fake, client } = setup();
+  const job = await client.submitJob({ prompt: "a" });
+  fake.succeed(job.id);
+
+  const watch = await client.watchJob(await client.getJob(job.id));
+
+  assert.equal((await watch.done).status, "succeeded");
+  assert.equal(fake.channels.length, 0);
+});
+
+Deno.test("a refused join rejects with RealtimeError; the next watch tries again", async () => {
+  const { fake, client } = setup();
+  const job = await client.submitJob({ prompt: "a" });
+  fake.joinStatus = "CHANNEL_ERROR";
+
+  await assert.rejects(client.watchJob(job), RealtimeError);
+  assert.equal(fake.channels[0].removed, true);
+
+  fake.joinStatus = "SUBSCRIBED";
+  const watch = await client.watchJob(job);
+  fake.succeed(job.id);
+  assert.equal((await watch.done).status, "succeeded");
+  assert.equal(fake.channels.length, 2);
+});
+
+Deno.test("close() leaves the channel; a stopped watch hears nothing more", async () => {
+  const { fake, client } = setup();
+  const job = await client.submitJob({ prompt: "a" });
+  const seen: JobUpdate[] = [];
+  const watch = await client.watchJob(job, (u) => seen.push(u));
+
+  watch.stop();
+  fake.update(job.id, { status: "running" });
+  assert.deepEqual(seen.map((u) => u.status), ["queued"]);
+
+  await client.close();
+  assert.equal(fake.channels[0].removed, true);
+  assert.ok(fake.log.includes(`removeChannel generation_jobs:${USER_ID}`));
+});
+
+Deno.test("getJob of an unknown or foreign job is JobNotFoundError", async () => {
+  const { client } = setup();
+  await assert.rejects(client.getJob("00000000-0000-4000-8000-000000000404"), JobNotFoundError);
+});
+
+// ## Contract checks --------------------------------------------------------------------------------------------
+
+Deno.test("JobUpdate has exactly the keys of public.generation_job_update() in the migrations", async () => {
+  const dir = new URL("../supabase/migrations/", import.meta.url);
+  const files = [...Deno.readDirSync(dir)].map((e) => e.name).filter((n) => n.endsWith(".sql"))
+    .sort();
+  let body: string | null = null;
+  for (const name of files) {
+    const sql = await Deno.readTextFile(new URL(name, dir));
+    const match = /function public\.generation_job_update\([\s\S]*?\$\$([\s\S]*?)\$\$/.exec(sql);
+    if (match) body = match[1];
+  }
+  assert.ok(body, "a migration defines public.generation_job_update");
+  const sqlKeys = [...body.matchAll(/'(\w+)',/g)].map((m) => m[1]).sort();
+  const row = { cancel_requested_at: null } as unknown as GenerationJob;
+  assert.deepEqual(Object.keys(jobUpdateFromRow(row)).sort(), sqlKeys);
+});
+
+// Compile-time: parse-prompt's answer fits the client's ParsedPrompt, key for key.
+type Keys<T> = T extends unknown ? keyof T : never;
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+const _answerFits = (answer: ParsePromptResult): ParsedPrompt => answer;
+const _sameKeys: Same<Keys<ParsePromptResult>, Keys<ParsedPrompt>> = true;
+void _answerFits;
+void _sameKeys;
