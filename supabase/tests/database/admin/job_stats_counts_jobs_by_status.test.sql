@@ -1,0 +1,50 @@
+begin;
+select plan(8);
+
+delete from public.generation_jobs;   -- count from a known state (rolled back)
+select tests.create_supabase_user('alice') as alice \gset
+select tests.make_job('alice', 'claimable, waiting 5 minutes') as oldest \gset
+update public.generation_jobs set created_at = now() - interval '5 minutes' where id = :'oldest';
+select tests.make_job('alice', 'claimable') as claimable \gset
+select tests.make_job('alice', 'backing off', 0::smallint, now() + interval '1 minute') as backing_off \gset
+update public.generation_jobs set created_at = now() - interval '1 hour' where id = :'backing_off';
+select tests.make_running_job('alice', 'worker-a', 60, 1) as running \gset
+select tests.make_finished_job('alice', 'succeeded') as succeeded_now \gset
+select tests.make_finished_job('alice', 'succeeded', now() - interval '2 hours') as succeeded_earlier \gset
+select tests.make_finished_job('alice', 'succeeded', now() - interval '2 days') as succeeded_long_ago \gset
+select tests.make_finished_job('alice', 'failed', now() - interval '30 minutes') as failed \gset
+select tests.make_finished_job('alice', 'canceled') as canceled \gset
+update public.generation_jobs set gpu_seconds = 10, cost_usd = 0.01 where id = :'succeeded_now';
+update public.generation_jobs set gpu_seconds = 5.5, cost_usd = 0.005 where id = :'succeeded_earlier';
+update public.generation_jobs set gpu_seconds = 100, cost_usd = 1 where id = :'succeeded_long_ago';
+
+-- TEST: one count per status
+select results_eq($$select queued, running, succeeded, failed, canceled from queue.job_stats$$,
+                  $$values (3::bigint, 1::bigint, 3::bigint, 1::bigint, 1::bigint)$$,
+                  'queued 3, running 1, succeeded 3, failed 1, canceled 1');
+
+-- TEST: claimable counts queued jobs that are due, not those backing off
+select is((select claimable from queue.job_stats), 2::bigint, 'claimable is 2 of the 3 queued');
+
+-- TEST: the oldest claimable job's age ignores jobs backing off (which were created earlier)
+select is((select oldest_claimable_age_seconds from queue.job_stats), 300::numeric,
+          'oldest_claimable_age_seconds is 300');
+
+-- TEST: throughput and cost windows
+select is((select finished_last_hour from queue.job_stats), 3::bigint,
+          'finished_last_hour counts the jobs finished now and 30 minutes ago');
+select is((select gpu_seconds_last_24h from queue.job_stats)::numeric, 15.5, 'gpu_seconds_last_24h is 10 + 5.5');
+select is((select cost_usd_last_24h from queue.job_stats), 0.015::numeric, 'cost_usd_last_24h is 0.01 + 0.005');
+
+-- TEST: an empty queue answers zeros, not nulls
+delete from public.generation_jobs;
+select results_eq($$select queued, claimable, running, succeeded, failed, canceled, finished_last_hour,
+                           gpu_seconds_last_24h::numeric, cost_usd_last_24h from queue.job_stats$$,
+                  $$values (0::bigint, 0::bigint, 0::bigint, 0::bigint, 0::bigint, 0::bigint, 0::bigint,
+                            0::numeric, 0::numeric)$$,
+                  'all counts and sums are 0');
+select is((select oldest_claimable_age_seconds from queue.job_stats), null,
+          'oldest_claimable_age_seconds is null without a claimable job');
+
+select * from finish();
+rollback;
