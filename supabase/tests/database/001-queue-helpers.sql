@@ -59,6 +59,24 @@ as $$
   select j.user_id::text || '/' || j.id::text || '.png' from public.generation_jobs j where j.id = result_path_for.job_id
 $$;
 
+-- Run one statement as another database role (tenkaigen_worker, anon…) and switch back, so pgTAP can assert
+-- on it: pgTAP lives in schema extensions, which tenkaigen_worker may not use. Pass it to throws_ok/lives_ok:
+--   select throws_ok($$select tests.run_as('tenkaigen_worker', $q$delete from public.generation_jobs$q$)$$, …)
+-- On an error the caller's subtransaction (throws_ok) restores the role. Not security definer: SET ROLE needs
+-- the caller's own rights.
+create or replace function tests.run_as(role_name text, statement text)
+returns void
+language plpgsql
+as $$
+declare
+  v_previous_role text := current_setting('role');
+begin
+  perform set_config('role', role_name, true);
+  execute statement;
+  perform set_config('role', v_previous_role, true);
+end;
+$$;
+
 grant execute on function tests.make_finished_job(text, text, timestamptz), tests.job_snapshot(uuid),
   tests.result_path_for(uuid) to anon, authenticated, service_role;
 
