@@ -127,7 +127,7 @@ declare
   v_len integer;
 begin
   -- prompt
-  if new.prompt is null or length(btrim(new.prompt)) = 0 then
+  if new.prompt is null or new.prompt !~ '[^[:space:]]' then
     raise exception using errcode = '22023', column = 'prompt',
       message = 'prompt: must not be empty',
       hint = 'Describe the design in 1 to 2000 characters.';
@@ -230,8 +230,10 @@ begin
     new.true_cfg_scale := coalesce(new.true_cfg_scale, v_style.true_cfg_scale, v_variant.default_true_cfg_scale);
     new.negative_prompt := coalesce(new.negative_prompt, v_style.negative_prompt);
     new.seed := coalesce(new.seed, floor(random() * 4294967296)::bigint);
+    -- a blank expanded prompt counts as none
     new.resolved_prompt := replace(v_style.prompt_template, '{prompt}',
-                                   btrim(coalesce(new.expanded_prompt, new.prompt)));
+                                   btrim(coalesce(nullif(btrim(new.expanded_prompt, E' \t\r\n'), ''), new.prompt),
+                                         E' \t\r\n'));
   end if;
   return new;
 end;

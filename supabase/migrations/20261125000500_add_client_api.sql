@@ -17,6 +17,11 @@ create policy "users read their own jobs" on public.generation_jobs
   for select to authenticated
   using (user_id = (select auth.uid()));
 
+-- the worker reads (never writes) every job: `tenkaigen jobs`, `stats` and the queue metrics
+create policy "workers read every job" on public.generation_jobs
+  for select to tenkaigen_worker
+  using (true);
+
 -- ## Cancel (shared by the client RPC and the admin function queue.cancel_job)
 create function queue.request_cancel(p_job_id uuid)
 returns text

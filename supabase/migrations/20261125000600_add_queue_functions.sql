@@ -121,39 +121,53 @@ language sql
 volatile                   -- random() jitter
 set search_path = ''
 as $$
-  select make_interval(secs => least(base_seconds * power(2, greatest(attempt, 1) - 1), max_seconds)
+  -- the exponent is capped so that huge attempt numbers cannot overflow double precision
+  select make_interval(secs => least(base_seconds * power(2, least(greatest(attempt, 1) - 1, 60)), max_seconds)
                                * (0.75 + random() * 0.5))
 $$;
 comment on function queue.retry_delay(integer, double precision, double precision) is
   'Delay before retry number `attempt`: base * 2^(attempt-1), capped at max_seconds, with ±25% jitter.';
 
--- ## fail_job: running -> queued (retry) or failed
+-- ## fail_job: running -> queued (retry), failed, or canceled when a cancel was requested
 create function queue.fail_job(worker_id text, job_id uuid, attempt integer, error_code text,
                                error_message text, retryable boolean)
 returns text
-language sql
+language plpgsql
 security definer
 set search_path = ''
 as $$
-  update public.generation_jobs j
-     set status = case when fail_job.retryable and j.attempts < j.max_attempts then 'queued' else 'failed' end,
-         run_after = case when fail_job.retryable and j.attempts < j.max_attempts
-                          then now() + queue.retry_delay(j.attempts) else j.run_after end,
-         finished_at = case when fail_job.retryable and j.attempts < j.max_attempts then null else now() end,
-         progress = case when fail_job.retryable and j.attempts < j.max_attempts then 0 else j.progress end,
-         locked_by = null,
-         lease_expires_at = null,
-         error_code = coalesce(left(fail_job.error_code, 64), 'error'),
-         error_message = left(fail_job.error_message, 2000)
+declare
+  v_job public.generation_jobs;
+  v_next text;
+begin
+  select * into v_job from public.generation_jobs j
    where j.id = fail_job.job_id
      and j.attempts = fail_job.attempt
      and j.status = 'running'
      and j.locked_by = fail_job.worker_id
-  returning j.status
+     for update;
+  if not found then
+    return null;              -- the lease was lost: someone else owns the job now
+  end if;
+  v_next := case when v_job.cancel_requested_at is not null then 'canceled'
+                 when fail_job.retryable and v_job.attempts < v_job.max_attempts then 'queued'
+                 else 'failed' end;
+  update public.generation_jobs j
+     set status = v_next,
+         run_after = case when v_next = 'queued' then now() + queue.retry_delay(v_job.attempts) else j.run_after end,
+         finished_at = case when v_next = 'queued' then null else now() end,
+         progress = case when v_next = 'queued' then 0 else j.progress end,
+         locked_by = null,
+         lease_expires_at = null,
+         error_code = coalesce(left(fail_job.error_code, 64), 'error'),
+         error_message = left(fail_job.error_message, 2000)
+   where j.id = fail_job.job_id;
+  return v_next;
+end;
 $$;
 comment on function queue.fail_job(text, uuid, integer, text, text, boolean) is
-  'Record a failed attempt. retryable and attempts < max_attempts -> queued after queue.retry_delay; '
-  'otherwise failed. Returns the new status, or null when the lease was lost.';
+  'Record a failed attempt. A requested cancel wins (canceled); retryable and attempts < max_attempts -> '
+  'queued after queue.retry_delay; otherwise failed. Returns the new status, or null when the lease was lost.';
 
 -- ## acknowledge_cancel: running -> canceled, after the worker stopped a job whose cancel was requested
 create function queue.acknowledge_cancel(worker_id text, job_id uuid, attempt integer)
