@@ -93,3 +93,16 @@ def as_client(conn: psycopg.Connection, user_id: uuid.UUID | None) -> Iterator[p
         conn.execute(sql.SQL("set local role {}").format(sql.Identifier(role)))
         conn.execute("select set_config('request.jwt.claims', %s, true)", (json.dumps(claims),))
         yield conn
+
+
+def postgrest_insert(conn: psycopg.Connection, payload: dict[str, object]) -> list[tuple[object, ...]]:
+    """Insert one JSON object the way PostgREST does: columns from the payload keys, values read with
+    json_populate_record against the table's row type (so type errors arise exactly as they do there)."""
+    columns = sql.SQL(", ").join(sql.Identifier(k) for k in payload)
+    return conn.execute(
+        sql.SQL(
+            "insert into public.generation_jobs ({cols}) select {cols} "
+            "from json_populate_record(null::public.generation_jobs, %s::json) returning id"
+        ).format(cols=columns),
+        (json.dumps(payload),),
+    ).fetchall()
