@@ -59,6 +59,40 @@ as $$
   select j.user_id::text || '/' || j.id::text || '.png' from public.generation_jobs j where j.id = result_path_for.job_id
 $$;
 
+-- A direct admin UPDATE of a job to `status`, setting the columns that status requires (lease while running,
+-- result_path when succeeded, error_code when failed, finished_at when final) so that only the transition
+-- trigger can object. For the state-machine tests: the trigger, not this helper, decides what is legal.
+create or replace function tests.update_status(job_id uuid, status text)
+returns void
+language plpgsql
+set search_path = ''
+as $$
+begin
+  update public.generation_jobs j
+     set status = update_status.status,
+         attempts = case when update_status.status = 'running' then least(j.attempts + 1, j.max_attempts)
+                         else j.attempts end,
+         locked_by = case when update_status.status = 'running' then 'admin-session' end,
+         lease_expires_at = case when update_status.status = 'running' then now() + interval '60 seconds' end,
+         started_at = case when update_status.status = 'running' then now() else j.started_at end,
+         finished_at = case when update_status.status in ('succeeded', 'failed', 'canceled') then now() end,
+         progress = case when update_status.status = 'succeeded' then 1
+                         when update_status.status in ('queued', 'running') then 0 else j.progress end,
+         result_path = case when update_status.status = 'succeeded'
+                            then j.user_id::text || '/' || j.id::text || '.png' end,
+         result_bytes = case when update_status.status = 'succeeded' then 1 end,
+         error_code = case when update_status.status = 'failed' then coalesce(j.error_code, 'admin')
+                           else j.error_code end,
+         cancel_requested_at = case when update_status.status = 'canceled' then coalesce(j.cancel_requested_at, now())
+                                    when update_status.status = 'queued' then null
+                                    else j.cancel_requested_at end
+   where j.id = update_status.job_id;
+  if not found then
+    raise exception 'tests.update_status: no job %', job_id;
+  end if;
+end;
+$$;
+
 -- Run one statement as another database role (tenkaigen_worker, anon…) and switch back, so pgTAP can assert
 -- on it: pgTAP lives in schema extensions, which tenkaigen_worker may not use. Pass it to throws_ok/lives_ok:
 --   select throws_ok($$select tests.run_as('tenkaigen_worker', $q$delete from public.generation_jobs$q$)$$, …)
