@@ -1,9 +1,10 @@
 // Drives client/tenkaigen_client.ts against a stub supabase-js client that behaves like the database
 // (validation 22023, quota PT429, unique client_request_id 23505, Broadcast on every change).
 import assert from "node:assert/strict";
-import { FunctionsFetchError, FunctionsHttpError } from "@supabase/supabase-js";
+import { createClient, FunctionsFetchError, FunctionsHttpError } from "@supabase/supabase-js";
 import type { ParsePromptResult } from "../supabase/functions/parse-prompt/contract.ts";
 import {
+  type Database,
   type GenerationJob,
   type GenerationJobRequest,
   jobTopic,
@@ -260,16 +261,7 @@ class FakeSupabase {
     if (!["none", "anime", "watercolor"].includes(style)) {
       return { data: null, error: pgError("22023", `style: unknown style '${style}'`) };
     }
-    const active = this.rows.filter((r) => ["queued", "running"].includes(r.status)).length;
-    if (active >= this.activeJobLimit) {
-      return {
-        data: null,
-        error: pgError(
-          "PT429",
-          `rate_limited: at most ${this.activeJobLimit} active jobs per user (you have ${active})`,
-        ),
-      };
-    }
+    // Like the database: validation, then the unique client_request_id (before the quota), then the quota.
     if (this.rows.some((r) => r.client_request_id === values.client_request_id)) {
       return {
         data: null,
@@ -277,6 +269,16 @@ class FakeSupabase {
           "23505",
           'duplicate key value violates unique constraint "generation_jobs_client_request_id_key"',
           `Key (user_id, client_request_id)=(${this.userId}, ${values.client_request_id}) already exists.`,
+        ),
+      };
+    }
+    const active = this.rows.filter((r) => ["queued", "running"].includes(r.status)).length;
+    if (active >= this.activeJobLimit) {
+      return {
+        data: null,
+        error: pgError(
+          "PT429",
+          `rate_limited: at most ${this.activeJobLimit} active jobs per user (you have ${active})`,
         ),
       };
     }
@@ -497,6 +499,17 @@ Deno.test("an insert whose answer was lost is retried with the same id and finds
   assert.deepEqual(sleeps, [500]);
 });
 
+Deno.test("a retry at the quota limit still finds its row (23505 comes before the quota)", async () => {
+  const { fake, client } = setup();
+  fake.activeJobLimit = 1;
+  fake.insertFaults = ["lost-answer"];
+
+  const job = await client.submitJob({ prompt: "a cat" });
+
+  assert.equal(job.id, fake.rows[0].id);
+  assert.equal(fake.rows.length, 1);
+});
+
 Deno.test("an insert that never arrived is retried, then gives up with TransportError", async () => {
   const { fake, client, sleeps } = setup();
   fake.insertFaults = ["unreachable"];
@@ -556,7 +569,7 @@ Deno.test("toTenkaigenError maps SQLSTATEs to typed errors", () => {
       "ValidationError",
       "style",
     ],
-    [pgError("PT429", "rate_limited: at most 20 jobs per hour per user"), "RateLimitedError", null],
+    [pgError("PT429", "rate_limited: at most 30 jobs per hour per user"), "RateLimitedError", null],
     [pgError("P0002", "job_id: no job x among your jobs"), "JobNotFoundError", null],
     [pgError("", "TypeError: fetch failed"), "TransportError", null],
     [pgError("42501", "permission denied for table generation_jobs"), "TenkaigenError", null],
@@ -818,3 +831,98 @@ const _answerFits = (answer: ParsePromptResult): ParsedPrompt => answer;
 const _sameKeys: Same<Keys<ParsePromptResult>, Keys<ParsedPrompt>> = true;
 void _answerFits;
 void _sameKeys;
+
+// ## The example docs/client.md quotes -------------------------------------------------------------------------
+
+/** What the hero page shows; the test records it. */
+interface HeroPageUi {
+  prompt: string;
+  showProgress(status: string, progress: number): void;
+  showQueuePosition(position: number | null): void;
+  showTitle(title: string): void;
+  showImage(url: string): void;
+  showError(message: string, field?: string | null): void;
+  onCancel(cancel: () => Promise<unknown>): void;
+}
+
+// Type-checked, not run: the app's client. createClient<Database> is what TenkaigenClient takes.
+export function createAppClient(supabaseUrl: string, anonKey: string): TenkaigenSupabase {
+  return createClient<Database>(supabaseUrl, anonKey);
+}
+
+export async function heroPage(supabase: TenkaigenSupabase, ui: HeroPageUi): Promise<void> {
+  const tenkaigen = new TenkaigenClient(supabase);
+  try {
+    const { parsed, job, watch } = await tenkaigen.generate(
+      { prompt: ui.prompt, product: { id: "tee-classic", kind: "t-shirt", color: "black" } },
+      (update) => ui.showProgress(update.status, update.progress),
+    );
+    ui.showTitle(parsed.title);
+    ui.onCancel(() => tenkaigen.cancelJob(job.id));
+    if (job.status === "queued") ui.showQueuePosition(await tenkaigen.queuePosition(job.id));
+
+    const outcome = await watch.done;
+    if (outcome.status === "succeeded") ui.showImage(outcome.signedUrl);
+    else if (outcome.status === "failed") ui.showError(outcome.errorMessage ?? "generation failed");
+    else ui.showError("canceled");
+  } catch (error) {
+    if (error instanceof ValidationError) ui.showError(error.message, error.field);
+    else if (error instanceof RateLimitedError) {
+      ui.showError("Too many designs in progress; try again soon.");
+    } else throw error;
+  } finally {
+    await tenkaigen.close();
+  }
+}
+
+function recordingUi(prompt: string) {
+  const shown: string[] = [];
+  let cancel: (() => Promise<unknown>) | null = null;
+  const ui: HeroPageUi = {
+    prompt,
+    showProgress: (status, progress) => shown.push(`progress ${status} ${progress}`),
+    showQueuePosition: (position) => shown.push(`position ${position}`),
+    showTitle: (title) => shown.push(`title ${title}`),
+    showImage: (url) => shown.push(`image ${url.split("?")[0].split("/").at(-1) ?? ""}`),
+    showError: (message, field) => shown.push(`error ${field ?? "-"} ${message}`),
+    onCancel: (fn) => (cancel = fn),
+  };
+  return { ui, shown, cancel: () => cancel!() };
+}
+
+Deno.test("docs example: the hero page shows progress, then the image", async () => {
+  const { fake } = setup();
+  const { ui, shown } = recordingUi("a fox astronaut");
+  const page = heroPage(fake as unknown as TenkaigenSupabase, ui);
+  while (fake.channels.length === 0 || fake.rows.length === 0) await tick();
+  await tick();
+
+  fake.succeed(fake.rows[0].id);
+  await page;
+
+  assert.deepEqual(shown, [
+    "progress queued 0",
+    "title Fox Astronaut",
+    "position 1",
+    "progress running 0",
+    "progress running 0.5",
+    "progress succeeded 1",
+    `image ${fake.rows[0].id}.png`,
+  ]);
+  assert.equal(fake.channels[0].removed, true);
+});
+
+Deno.test("docs example: cancel, and the errors the page handles", async () => {
+  const { fake } = setup();
+  const run = recordingUi("a fox astronaut");
+  const page = heroPage(fake as unknown as TenkaigenSupabase, run.ui);
+  while (!run.shown.some((s) => s.startsWith("position"))) await tick();
+  await run.cancel();
+  await page;
+  assert.equal(run.shown.at(-1), "error - canceled");
+
+  fake.activeJobLimit = 0;
+  const limited = recordingUi("another fox");
+  await heroPage(fake as unknown as TenkaigenSupabase, limited.ui);
+  assert.deepEqual(limited.shown, ["error - Too many designs in progress; try again soon."]);
+});
