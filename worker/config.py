@@ -1,0 +1,225 @@
+"""Worker settings: one pydantic-settings object, built once at the edge (CLI or `dev`) and passed down.
+
+Environment variables use the `TENKAIGEN_` prefix, except the three Supabase-wide names `DATABASE_URL`,
+`SUPABASE_URL` and `SUPABASE_SERVICE_ROLE_KEY`. `load_settings()` turns every problem (missing value, bad value,
+impossible combination) into one `ConfigurationError` that lists each setting by its environment variable and
+says what to set. Library modules never read the environment themselves.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from psycopg.conninfo import conninfo_to_dict
+from pydantic import AliasChoices, Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from worker.exceptions import ConfigurationError
+
+ENV_PREFIX = "TENKAIGEN_"
+
+BackendName = Literal["placeholder", "tiny", "local", "modal", "noop"]
+StorageName = Literal["local", "supabase", "memory"]
+
+CONCURRENCY_DEFAULT = 4
+LEASE_SECONDS_DEFAULT = 60
+POLL_INTERVAL_DEFAULT = 2.0
+GRACE_PERIOD_DEFAULT = 30.0
+PROGRESS_INTERVAL_DEFAULT = 1.0
+METRICS_PORT_DEFAULT = 9464
+RETENTION_DAYS_DEFAULT = 30
+REAP_INTERVAL_DEFAULT = 15.0
+
+GPU_PRICES_USD_PER_SECOND_DEFAULT: dict[str, float] = {
+    # Modal's published per-second GPU prices (modal.com/pricing, 2025); override with TENKAIGEN_GPU_PRICES.
+    "T4": 0.000164,
+    "L4": 0.000222,
+    "A10": 0.000306,
+    "A10G": 0.000306,
+    "L40S": 0.000542,
+    "A100-40GB": 0.000583,
+    "A100-80GB": 0.000694,
+    "A100": 0.000583,
+    "H100": 0.001097,
+}
+
+TRANSACTION_POOLER_PORT = 6543
+
+
+class Settings(BaseSettings):
+    """Everything the worker and the CLI can be configured with."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        extra="ignore",
+        populate_by_name=True,
+        validate_default=True,
+    )
+
+    database_url: SecretStr = Field(
+        validation_alias=AliasChoices("DATABASE_URL", "TENKAIGEN_DATABASE_URL", "database_url"),
+        description="PostgreSQL connection string: Supabase direct (db.<ref>.supabase.co:5432) or session pooler "
+                    "(<region>.pooler.supabase.com:5432). Never the transaction pooler (port 6543).",
+    )
+    supabase_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("SUPABASE_URL", "TENKAIGEN_SUPABASE_URL", "supabase_url"),
+        description="Project URL, https://<ref>.supabase.co (needed by storage=supabase).",
+    )
+    supabase_service_role_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices(
+            "SUPABASE_SERVICE_ROLE_KEY", "TENKAIGEN_SUPABASE_SERVICE_ROLE_KEY", "supabase_service_role_key"),
+        description="Service-role (or sb_secret_…) key used to upload results (needed by storage=supabase).",
+    )
+
+    backend: BackendName = Field(
+        default="modal",
+        description="Generation backend: modal (production), local (CUDA in-process), tiny (CPU smoke test), "
+                    "placeholder (no ML: a PNG showing the prompt), noop (queue benchmark only).",
+    )
+    storage: StorageName = Field(
+        default="supabase",
+        description="Where results go: supabase (Storage bucket generated-designs), local (a directory), "
+                    "memory (queue benchmark only).",
+    )
+    local_storage_dir: Path = Field(
+        default=Path("out/storage"),
+        description="Root directory of storage=local; objects live at <dir>/<bucket>/<key>.",
+    )
+
+    worker_id: str | None = Field(
+        default=None, description="Override the worker id (default <hostname>:<pid>:<random>).")
+    concurrency: int = Field(default=CONCURRENCY_DEFAULT, ge=1, le=1000,
+                             description="Jobs in flight at once in this process.")
+    lease_seconds: int = Field(default=LEASE_SECONDS_DEFAULT, ge=2, le=3600,
+                               description="Lease length; renewed every lease_seconds/3 while a job runs.")
+    poll_interval: float = Field(default=POLL_INTERVAL_DEFAULT, gt=0, le=300,
+                                 description="Seconds between claim polls when no NOTIFY arrives.")
+    grace_period: float = Field(default=GRACE_PERIOD_DEFAULT, ge=0, le=3600,
+                                description="On SIGTERM, seconds in-flight jobs get to finish before release.")
+    progress_interval: float = Field(default=PROGRESS_INTERVAL_DEFAULT, ge=0, le=600,
+                                     description="Minimum seconds between two progress writes of one job.")
+    pool_size: int = Field(default=4, ge=1, le=100, description="Connections in the work pool (plus 1 listener).")
+    completion_batch_size: int = Field(default=200, ge=1, le=5000,
+                                       description="Most completions written in one complete_jobs call.")
+
+    metrics_port: int = Field(default=METRICS_PORT_DEFAULT, ge=0, le=65535,
+                              description="Port of the /metrics and /healthz endpoint; 0 turns it off.")
+    metrics_host: str = Field(default="0.0.0.0", description="Address the metrics endpoint binds to.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", description="Log level.")
+    log_format: Literal["json", "text"] = Field(default="json", description="json (one object a line) or text.")
+
+    scheduler_enabled: bool = Field(default=True,
+                                    description="Run maintenance (reaper, retention, gauges, cost alert).")
+    reap_interval: float = Field(default=REAP_INTERVAL_DEFAULT, gt=0, le=3600,
+                                 description="Seconds between expired-lease sweeps.")
+    retention_days: int = Field(default=RETENTION_DAYS_DEFAULT, ge=0, le=3650,
+                                description="Finished jobs older than this are purged with their images; 0 keeps all.")
+    cost_alert_usd: float | None = Field(default=None, gt=0,
+                                         description="Alert when the last 24 h of generation cost exceed this.")
+    cost_alert_webhook: SecretStr | None = Field(
+        default=None, description="Optional URL that gets a JSON POST when the cost alert fires.")
+    gpu_prices: dict[str, float] = Field(
+        default_factory=lambda: dict(GPU_PRICES_USD_PER_SECOND_DEFAULT),
+        description="USD per GPU-second by GPU type (JSON object), used to cost modal calls.")
+
+    placeholder_step_seconds: float = Field(
+        default=0.0, ge=0, le=10, description="Placeholder backend: pause per fake step (to watch progress).")
+    modal_app_name: str = Field(default="tenkaigen-qwen", description="Deployed Modal app of the modal backend.")
+
+    # ## Derived values
+    @property
+    def dsn(self) -> str:
+        return self.database_url.get_secret_value()
+
+    @property
+    def uses_supabase_pooler(self) -> bool:
+        host = str(conninfo_to_dict(self.dsn).get("host") or "")
+        return "pooler.supabase.com" in host
+
+
+def env_name(field: str) -> str:
+    """The environment variable a field is read from (what a user must set)."""
+    info = Settings.model_fields.get(field)
+    if info is not None and isinstance(info.validation_alias, AliasChoices):
+        return str(info.validation_alias.choices[0])
+    return ENV_PREFIX + field.upper()
+
+
+def _describe_error(error: Any) -> str:
+    loc = error.get("loc") or ("?",)
+    field = str(loc[0])
+    name = env_name(field) if field in Settings.model_fields else field
+    if error.get("type") == "missing":
+        info = Settings.model_fields.get(field)
+        what = f" ({info.description})" if info is not None and info.description else ""
+        return f"{name}: missing; set it{what}"
+    value = error.get("input")
+    shown = "" if field in _SECRET_FIELDS or value is None else f" (got {value!r})"
+    message = str(error.get("msg", "invalid value"))
+    if error.get("type") == "literal_error":
+        message = message.replace("Input should be", "must be one of")
+    return f"{name}: {message}{shown}"
+
+
+_SECRET_FIELDS = {"database_url", "supabase_service_role_key", "cost_alert_webhook"}
+
+
+def check_database_url(dsn: str) -> list[str]:
+    """Problems with the connection string, each naming DATABASE_URL and the fix."""
+    try:
+        params = conninfo_to_dict(dsn)
+    except Exception:
+        return ["DATABASE_URL: not a valid PostgreSQL connection string; use "
+                "postgresql://user:password@host:5432/dbname"]
+    host = str(params.get("host") or "")
+    port = str(params.get("port") or "")
+    ports = {p.strip() for p in port.split(",") if p.strip()}
+    if str(TRANSACTION_POOLER_PORT) in ports:
+        where = "Supabase's transaction pooler (Supavisor)" if "pooler.supabase.com" in host \
+            else "a transaction pooler (port 6543)"
+        return [f"DATABASE_URL: points at {where}. The worker needs a session: LISTEN/NOTIFY and session state do "
+                "not work in transaction mode. Use the direct connection (db.<ref>.supabase.co:5432) or the "
+                "session pooler (<region>.pooler.supabase.com, port 5432)."]
+    return []
+
+
+def check_settings(settings: Settings) -> list[str]:
+    """Combinations that pydantic cannot see field by field."""
+    problems = check_database_url(settings.dsn)
+    if settings.storage == "supabase":
+        if not settings.supabase_url:
+            problems.append("SUPABASE_URL: missing; storage=supabase needs the project URL "
+                            "(https://<ref>.supabase.co), or set TENKAIGEN_STORAGE=local")
+        elif not settings.supabase_url.startswith(("https://", "http://")):
+            problems.append(f"SUPABASE_URL: must start with https:// (got {settings.supabase_url!r})")
+        if settings.supabase_service_role_key is None or not settings.supabase_service_role_key.get_secret_value():
+            problems.append("SUPABASE_SERVICE_ROLE_KEY: missing; storage=supabase uploads with the service-role "
+                            "key (Project Settings → API), or set TENKAIGEN_STORAGE=local")
+    if settings.lease_seconds < 3 * settings.progress_interval:
+        problems.append(f"TENKAIGEN_PROGRESS_INTERVAL: must be at most a third of TENKAIGEN_LEASE_SECONDS "
+                        f"(got {settings.progress_interval} with a {settings.lease_seconds} s lease)")
+    for gpu, price in settings.gpu_prices.items():
+        if price < 0:
+            problems.append(f"TENKAIGEN_GPU_PRICES: price of {gpu} must not be negative (got {price})")
+    return problems
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment (and explicit overrides), or one ConfigurationError listing every problem."""
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        problems = [_describe_error(e) for e in exc.errors()]
+        raise ConfigurationError(_format(problems)) from None
+    problems = check_settings(settings)
+    if problems:
+        raise ConfigurationError(_format(problems))
+    return settings
+
+
+def _format(problems: list[str]) -> str:
+    lines = "\n".join(f"  - {p}" for p in problems)
+    return f"the worker is misconfigured ({len(problems)} problem{'s' if len(problems) > 1 else ''}):\n{lines}"

@@ -1,0 +1,133 @@
+-- Every query the Python side runs, as named blocks: a `-- <name> --` line, a one-line description, then the SQL.
+-- worker/queries.py-style loading: worker/queue.py splits this file once at import into QUERIES[name].
+-- The worker's writes are thin calls of the queue.* functions (supabase/migrations): the state machine and
+-- every fence live there. Parameters use psycopg's %(name)s style; {placeholders} are psycopg.sql identifiers.
+
+-- claim_jobs --
+-- Claim up to max_jobs queued jobs: queued -> running, attempts + 1, leased to this worker (the columns a backend needs).
+select id, user_id, attempts, max_attempts, resolved_prompt, negative_prompt, variant, width, height, steps,
+       true_cfg_scale, seed, init_image_path, style
+from queue.claim_jobs(%(worker_id)s, %(max_jobs)s, %(lease_seconds)s);
+
+-- renew_leases --
+-- Extend the leases of the (job, attempt) pairs this worker holds; missing ids were lost; cancel_requested = stop it.
+select job_id, cancel_requested
+from queue.renew_leases(%(worker_id)s, %(job_ids)s::uuid[], %(attempts)s::integer[], %(lease_seconds)s);
+
+-- report_progress --
+-- Record progress 0..1 of one attempt; false = the lease is lost.
+select queue.report_progress(%(worker_id)s, %(job_id)s, %(attempt)s, %(progress)s::real);
+
+-- complete_jobs --
+-- Mark a batch of jobs succeeded (fenced per job); returns the ids completed, a missing id lost its lease.
+select job_id from queue.complete_jobs(%(worker_id)s, %(results)s::jsonb) as job_id;
+
+-- fail_job --
+-- Record a failed attempt: the new status (queued = will retry after backoff, failed), null = lease lost.
+select queue.fail_job(%(worker_id)s, %(job_id)s, %(attempt)s, %(error_code)s, %(error_message)s, %(retryable)s);
+
+-- acknowledge_cancel --
+-- running -> canceled once this worker stopped a job whose cancel was requested; false = lease lost.
+select queue.acknowledge_cancel(%(worker_id)s, %(job_id)s, %(attempt)s);
+
+-- release_jobs --
+-- Give back unfinished jobs on graceful shutdown (queued again at once, attempt not counted); returns how many.
+select queue.release_jobs(%(worker_id)s, %(job_ids)s::uuid[], %(attempts)s::integer[]);
+
+-- reap_expired_leases --
+-- Requeue (or fail/cancel) running jobs whose lease expired; returns how many.
+select queue.reap_expired_leases(%(max_jobs)s);
+
+-- purge_finished_jobs --
+-- Retention: delete finished jobs older than older_than; returns their result paths to delete from Storage.
+select job_id, result_path from queue.purge_finished_jobs(%(older_than)s::interval, %(max_jobs)s);
+
+-- requeue_job --
+-- Admin: put a failed, canceled or succeeded job back in the queue; returns queued or its live status.
+select queue.requeue_job(%(job_id)s, %(reset_attempts)s);
+
+-- cancel_job --
+-- Admin: cancel a job (queued -> canceled, running -> cancel requested); returns what happened.
+select queue.cancel_job(%(job_id)s);
+
+-- job_stats --
+-- Admin: queue depth by status, oldest claimable job, throughput and cost.
+select queued, claimable, running, succeeded, failed, canceled, oldest_claimable_age_seconds, finished_last_hour,
+       gpu_seconds_last_24h, cost_usd_last_24h
+from queue.job_stats;
+
+-- get_job --
+-- One job row for display.
+select id, user_id, status, progress, prompt, style, variant, width, height, attempts, max_attempts, created_at,
+       started_at, finished_at, cancel_requested_at, locked_by, result_path, error_code, error_message, backend,
+       gpu_seconds, cost_usd
+from public.generation_jobs
+where id = %(job_id)s;
+
+-- list_jobs --
+-- Recent jobs for display, newest first, optionally of one status.
+select id, user_id, status, progress, prompt, style, variant, width, height, attempts, max_attempts, created_at,
+       started_at, finished_at, cancel_requested_at, locked_by, result_path, error_code, error_message, backend,
+       gpu_seconds, cost_usd
+from public.generation_jobs
+where (%(status)s::text is null or status = %(status)s::text)
+order by created_at desc
+limit %(limit)s;
+
+-- ensure_user --
+-- Dev only: a signed-up user in auth.users (what GoTrue creates at sign-up), kept if it exists.
+insert into auth.users (id, email, aud, role, raw_app_meta_data, raw_user_meta_data)
+values (%(user_id)s, %(email)s, 'authenticated', 'authenticated', '{}', '{}')
+on conflict (id) do nothing;
+
+-- client_set_role --
+-- Start a client request the way PostgREST does (inside a transaction): the API role.
+set local role authenticated;
+
+-- client_set_claims --
+-- Start a client request the way PostgREST does: the JWT claims auth.uid() reads.
+select set_config('request.jwt.claims', %(claims)s, true);
+
+-- enqueue_job --
+-- A client inserts a job (column-level grants and RLS apply); {columns} are the request fields given.
+insert into public.generation_jobs ({columns}) values ({values})
+returning id, status, seed, steps, variant;
+
+-- server_info --
+-- The PostgreSQL version and the current WAL position (benchmark report).
+select current_setting('server_version') as server_version, pg_current_wal_lsn()::text as wal_lsn;
+
+-- wal_bytes_since --
+-- WAL bytes written since an earlier pg_current_wal_lsn() (benchmark report).
+select pg_wal_lsn_diff(pg_current_wal_lsn(), %(lsn)s::pg_lsn)::bigint as wal_bytes;
+
+-- bench_insert_jobs --
+-- Benchmark: pre-insert n jobs as the owner (not rate limited), statement-level NOTIFY included.
+insert into public.generation_jobs (user_id, prompt, width, height, style, variant, steps)
+select %(user_id)s, %(prompt)s || ' #' || g, %(width)s, %(height)s, 'none', %(variant)s, %(steps)s
+from generate_series(1, %(n)s) as g;
+
+-- bench_insert_job --
+-- Benchmark: insert one job as the owner and return its id (insert -> claim latency).
+insert into public.generation_jobs (user_id, prompt, width, height, style, variant, steps)
+values (%(user_id)s, %(prompt)s, %(width)s, %(height)s, 'none', %(variant)s, %(steps)s)
+returning id;
+
+-- bench_count_by_status --
+-- Benchmark: how many jobs are in each status.
+select status, count(*)::integer as n from public.generation_jobs group by status;
+
+-- bench_reset --
+-- Benchmark: empty the jobs table and the broadcast log between runs.
+truncate public.generation_jobs, realtime.messages;
+
+-- bench_vacuum --
+-- Benchmark: vacuum and analyze the jobs table so each run starts from the same state.
+vacuum analyze public.generation_jobs;
+
+-- check_schema --
+-- Start-up check: the queue functions exist (migrations applied) and this role may execute them.
+select p is not null as has_queue,
+       p is not null and has_function_privilege(p, 'execute') as can_execute,
+       current_user as role_name
+from (select to_regprocedure('queue.claim_jobs(text, integer, integer)') as p) as s;

@@ -1,0 +1,245 @@
+"""QueueClient: the worker's side of the database contract, one async method per `queue.*` SQL function.
+
+Each method runs one named query from worker/queries.sql on a pooled autocommit connection (one round trip, one
+transaction) and returns plain Python values. psycopg errors are translated here, once: a lost or refused
+connection becomes `DatabaseUnavailable` (a `Transient`), which callers retry. Fencing is the SQL's job: a write
+for a lease this worker no longer holds returns False / None / a missing id, never an exception.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+from collections.abc import AsyncIterator, Iterable, Sequence
+from dataclasses import asdict, dataclass
+from datetime import timedelta
+from importlib import resources
+from typing import Any
+from uuid import UUID
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from worker.exceptions import BadRequest, Transient
+from worker.jobs import Job, JobRecord, JobStats
+
+
+def load_queries(text: str) -> dict[str, str]:
+    """Split a queries file into {name: sql}. A block starts with a `-- name --` line; `--` lines right after it
+    are its description and are dropped."""
+    queries: dict[str, str] = {}
+    name: str | None = None
+    lines: list[str] = []
+    header = re.compile(r"^-- ([a-z][a-z0-9_]*) --\s*$")
+
+    def close() -> None:
+        if name is not None:
+            body = "\n".join(lines).strip()
+            if not body:
+                raise ValueError(f"query {name!r} is empty")
+            queries[name] = body.rstrip(";").strip() if body.count(";") <= 1 else body
+
+    for line in text.splitlines():
+        match = header.match(line)
+        if match:
+            close()
+            name = match[1]
+            if name in queries:
+                raise ValueError(f"query {name!r} is defined twice")
+            lines = []
+        elif name is not None and not (not lines and line.startswith("--")):
+            lines.append(line)
+    close()
+    return queries
+
+
+QUERIES: dict[str, str] = load_queries(resources.files("worker").joinpath("queries.sql").read_text("utf-8"))
+
+
+class DatabaseUnavailable(Transient):
+    """The database cannot be reached right now (restart, network, pool exhausted); the call can be retried."""
+
+    error_code = "database_unavailable"
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """One finished job for `complete_jobs`; result_path must be `<user_id>/<job_id>.png` (a CHECK enforces it)."""
+
+    job_id: UUID
+    attempt: int
+    result_path: str
+    result_bytes: int
+    backend: str
+    backend_call_id: str | None = None
+    gpu_seconds: float | None = None
+    cost_usd: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["job_id"] = str(self.job_id)
+        return data
+
+
+@contextlib.contextmanager
+def translate_errors() -> Any:
+    """psycopg errors -> domain errors, at this boundary only."""
+    try:
+        yield
+    except (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout) as exc:
+        raise DatabaseUnavailable(f"database unavailable: {str(exc).strip().splitlines()[0] if str(exc) else exc}"
+                                  ) from exc
+    except psycopg.errors.InvalidParameterValue as exc:     # SQLSTATE 22023: a request field is out of bounds
+        raise BadRequest(exc.diag.message_primary or str(exc)) from exc
+
+
+class QueueClient:
+    """The queue functions as methods, bound to one worker id. `round_trips` counts statements sent."""
+
+    def __init__(self, pool: AsyncConnectionPool, worker_id: str, *, lease_seconds: int = 60) -> None:
+        self.pool = pool
+        self.worker_id = worker_id
+        self.lease_seconds = lease_seconds
+        self.round_trips = 0
+
+    @contextlib.asynccontextmanager
+    async def _connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        with translate_errors():
+            async with self.pool.connection() as conn:
+                yield conn
+
+    async def _fetchall(self, name: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+        self.round_trips += 1
+        async with self._connection() as conn:
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute(QUERIES[name], params)
+            return await cur.fetchall()
+
+    async def _fetchval(self, name: str, params: dict[str, Any]) -> Any:
+        self.round_trips += 1
+        async with self._connection() as conn:
+            cur = await conn.execute(QUERIES[name], params)
+            row = await cur.fetchone()
+            return None if row is None else row[0]
+
+    # ## Worker API (fenced by worker id + attempt in SQL)
+    async def claim_jobs(self, max_jobs: int) -> list[Job]:
+        rows = await self._fetchall("claim_jobs", {
+            "worker_id": self.worker_id, "max_jobs": max_jobs, "lease_seconds": self.lease_seconds})
+        return [Job.from_row(row) for row in rows]
+
+    async def renew_leases(self, held: Sequence[tuple[UUID, int]]) -> dict[UUID, bool]:
+        """{job_id: cancel_requested} for the leases still held; a job missing from it was lost."""
+        if not held:
+            return {}
+        rows = await self._fetchall("renew_leases", {
+            "worker_id": self.worker_id, "job_ids": [h[0] for h in held], "attempts": [h[1] for h in held],
+            "lease_seconds": self.lease_seconds})
+        return {row["job_id"]: bool(row["cancel_requested"]) for row in rows}
+
+    async def report_progress(self, job_id: UUID, attempt: int, progress: float) -> bool:
+        return bool(await self._fetchval("report_progress", {
+            "worker_id": self.worker_id, "job_id": job_id, "attempt": attempt, "progress": progress}))
+
+    async def complete_jobs(self, completions: Iterable[Completion]) -> set[UUID]:
+        """The ids completed; a job missing from the set lost its lease (its result must be dropped)."""
+        results = [c.to_json() for c in completions]
+        if not results:
+            return set()
+        rows = await self._fetchall("complete_jobs", {"worker_id": self.worker_id, "results": json.dumps(results)})
+        return {row["job_id"] for row in rows}
+
+    async def fail_job(self, job_id: UUID, attempt: int, *, error_code: str, error_message: str,
+                       retryable: bool) -> str | None:
+        """The new status (queued: retried after backoff; failed), or None when the lease was lost."""
+        return await self._fetchval("fail_job", {
+            "worker_id": self.worker_id, "job_id": job_id, "attempt": attempt, "error_code": error_code,
+            "error_message": error_message, "retryable": retryable})
+
+    async def acknowledge_cancel(self, job_id: UUID, attempt: int) -> bool:
+        return bool(await self._fetchval("acknowledge_cancel", {
+            "worker_id": self.worker_id, "job_id": job_id, "attempt": attempt}))
+
+    async def release_jobs(self, held: Sequence[tuple[UUID, int]]) -> int:
+        if not held:
+            return 0
+        return int(await self._fetchval("release_jobs", {
+            "worker_id": self.worker_id, "job_ids": [h[0] for h in held], "attempts": [h[1] for h in held]}) or 0)
+
+    # ## Maintenance and admin
+    async def reap_expired_leases(self, max_jobs: int = 1000) -> int:
+        return int(await self._fetchval("reap_expired_leases", {"max_jobs": max_jobs}) or 0)
+
+    async def purge_finished_jobs(self, older_than: timedelta, max_jobs: int = 10000) -> list[tuple[UUID, str | None]]:
+        rows = await self._fetchall("purge_finished_jobs", {"older_than": older_than, "max_jobs": max_jobs})
+        return [(row["job_id"], row["result_path"]) for row in rows]
+
+    async def requeue_job(self, job_id: UUID, *, reset_attempts: bool = True) -> str:
+        return str(await self._fetchval("requeue_job", {"job_id": job_id, "reset_attempts": reset_attempts}))
+
+    async def cancel_job(self, job_id: UUID) -> str:
+        return str(await self._fetchval("cancel_job", {"job_id": job_id}))
+
+    async def job_stats(self) -> JobStats:
+        rows = await self._fetchall("job_stats", {})
+        return JobStats.from_row(rows[0])
+
+    async def get_job(self, job_id: UUID) -> JobRecord | None:
+        rows = await self._fetchall("get_job", {"job_id": job_id})
+        return JobRecord.from_row(rows[0]) if rows else None
+
+    async def list_jobs(self, *, status: str | None = None, limit: int = 20) -> list[JobRecord]:
+        rows = await self._fetchall("list_jobs", {"status": status, "limit": limit})
+        return [JobRecord.from_row(row) for row in rows]
+
+
+# ## Client-side requests (the PostgREST way), for `enqueue` and `dev --prompt`
+ENQUEUE_FIELDS = ("prompt", "expanded_prompt", "negative_prompt", "style", "variant", "width", "height", "steps",
+                  "true_cfg_scale", "seed", "init_image_path", "client_request_id", "metadata")
+
+
+class RateLimited(BadRequest):
+    """The user's quota refused the job (SQLSTATE PT429, `rate_limited: …`)."""
+
+    error_code = "rate_limited"
+
+
+async def ensure_user(conn: psycopg.AsyncConnection[Any], user_id: UUID, email: str) -> None:
+    """Dev only: make sure a user exists in auth.users."""
+    with translate_errors():
+        await conn.execute(QUERIES["ensure_user"], {"user_id": user_id, "email": email})
+
+
+async def enqueue_as_client(conn: psycopg.AsyncConnection[Any], user_id: UUID, **request: Any) -> dict[str, Any]:
+    """Insert a job as `user_id` would through PostgREST: role authenticated + JWT claims, under RLS, validated and
+    rate-limited by the database. Returns id, status, seed, steps, variant. Raises BadRequest (22023, message
+    names the field) or RateLimited."""
+    unknown = set(request) - set(ENQUEUE_FIELDS)
+    if unknown:
+        raise BadRequest(f"{sorted(unknown)[0]}: not a request field (use {', '.join(ENQUEUE_FIELDS)})")
+    given = {k: v for k, v in request.items() if v is not None}
+    if "metadata" in given:
+        given["metadata"] = Jsonb(given["metadata"])
+    query = sql.SQL(QUERIES["enqueue_job"]).format(
+        columns=sql.SQL(", ").join(sql.Identifier(k) for k in given),
+        values=sql.SQL(", ").join(sql.Placeholder(k) for k in given),
+    )
+    claims = json.dumps({"sub": str(user_id), "role": "authenticated", "aud": "authenticated"})
+    try:
+        with translate_errors():
+            async with conn.transaction():
+                await conn.execute(QUERIES["client_set_role"])
+                await conn.execute(QUERIES["client_set_claims"], {"claims": claims})
+                cur = conn.cursor(row_factory=dict_row)
+                await cur.execute(query, given)
+                row = await cur.fetchone()
+    except psycopg.Error as exc:
+        if exc.sqlstate == "PT429":
+            raise RateLimited(exc.diag.message_primary or str(exc)) from exc
+        raise
+    assert row is not None
+    return row

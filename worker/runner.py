@@ -1,0 +1,587 @@
+"""The job runner: claim, generate, upload, complete, and never lose a job.
+
+Shape (procrastinate's worker loop, adapted):
+- `run()` starts named side tasks (listener, lease renewer, completer) and the claim loop, and stops the worker if
+  any of them dies. `stop()` only sets an event and may be called from a signal handler; a second call skips the
+  rest of the grace period.
+- The claim loop claims up to the free capacity in one `queue.claim_jobs` call, then waits for whichever comes
+  first: a NOTIFY on `generation_jobs_queued`, a freed slot (when the last claim suggested more work), the poll
+  interval, or the stop event. While draining a backlog it claims in batches (at least a quarter of the capacity).
+- Each job runs in its own task: download the init image (edit jobs) → backend.generate (progress throttled to
+  one write per `progress_interval`, at most one in flight) → storage upload (`<user_id>/<job_id>.png`, upsert)
+  → completion. Completions go through one batching writer: whatever finished while the previous
+  `complete_jobs` call was in flight goes in the next one, and each job awaits its own fenced result.
+- The lease renewer extends every held lease each `lease_seconds / 3`; a job missing from the answer lost its
+  lease (its task is stopped, nothing is written); `cancel_requested` stops it like a cancel NOTIFY does, and the
+  worker then acknowledges the cancel (running -> canceled).
+- Errors: BadRequest → fail_job(retryable=false); Transient and anything unexpected → fail_job(retryable=true)
+  (the SQL decides between a retry after backoff and `failed`); a lost lease → drop.
+- Final writes (complete, fail, acknowledge_cancel, release) run under `asyncio.shield` and are retried while the
+  database is unreachable, so a job that finishes during a database restart is still recorded once it is back.
+- Shutdown: stop claiming, give in-flight jobs `grace_period` to finish, stop the rest and release them
+  (`queue.release_jobs`: queued again at once, the attempt not counted), then close.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+from uuid import UUID
+
+from worker.backends.base import Backend, GenerationResult
+from worker.config import (
+    CONCURRENCY_DEFAULT,
+    GRACE_PERIOD_DEFAULT,
+    POLL_INTERVAL_DEFAULT,
+    PROGRESS_INTERVAL_DEFAULT,
+)
+from worker.db import CANCEL_CHANNEL, QUEUED_CHANNEL, Listener
+from worker.exceptions import BadRequest, LeaseLost, Transient
+from worker.jobs import Job
+from worker.logging import logger
+from worker.metrics import Health, Metrics
+from worker.queue import Completion, DatabaseUnavailable, QueueClient
+from worker.storage.base import Storage
+
+COMPLETION_BATCH_SIZE_DEFAULT = 200
+FINAL_WRITE_DEADLINE_DEFAULT = 600.0
+"""How long a final write is retried while the database is unreachable (then the lease has long expired)."""
+RELEASE_DEADLINE_DEFAULT = 10.0
+FINISHING_WAIT_DEFAULT = 60.0
+RETRY_DELAY_MIN = 0.05
+RETRY_DELAY_MAX = 2.0
+RECENT_CANCEL_MEMORY_SECONDS = 120.0
+
+log = logger("runner")
+T = TypeVar("T")
+
+
+def make_worker_id() -> str:
+    """`<hostname>:<pid>:<short random>`: unique per process start, readable in `locked_by`."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+@dataclass(eq=False)
+class ActiveJob:
+    """A job this worker holds, and why (if at all) its task was stopped."""
+
+    job: Job
+    claimed_at: float
+    task: asyncio.Task[None] | None = None
+    stop_reason: str | None = None          # cancel | lease_lost | shutdown
+    finishing: bool = False                 # generation and upload done; the completion write is under way
+    last_progress_write: float = 0.0
+    progress_task: asyncio.Task[None] | None = None
+    progress_writes: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def held(self) -> tuple[UUID, int]:
+        return self.job.id, self.job.attempt
+
+    def log_extra(self, action: str, **more: Any) -> dict[str, Any]:
+        return {"action": action, "job_id": str(self.job.id), "attempt": self.job.attempt, **more}
+
+
+class Completer:
+    """Batches `complete_jobs` calls: everything submitted while one call is in flight goes in the next."""
+
+    def __init__(self, runner: Runner, batch_size: int) -> None:
+        self._runner = runner
+        self._batch_size = batch_size
+        self._pending: list[tuple[Completion, asyncio.Future[bool]]] = []
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self.calls = 0
+
+    async def submit(self, completion: Completion) -> bool:
+        """True when this attempt's result was recorded; False when the lease was lost (drop the result)."""
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._pending.append((completion, future))
+        self._idle.clear()
+        self._wake.set()
+        return await asyncio.shield(future)
+
+    async def run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._pending:
+                batch = self._pending[: self._batch_size]
+                del self._pending[: self._batch_size]
+                await self._flush(batch)
+            self._idle.set()
+
+    async def _flush(self, batch: list[tuple[Completion, asyncio.Future[bool]]]) -> None:
+        completions = [c for c, _ in batch]
+        self.calls += 1
+        try:
+            done = await self._runner.write("complete_jobs", lambda: self._runner.queue.complete_jobs(completions))
+        except Exception as exc:
+            if len(batch) > 1 and not isinstance(exc, DatabaseUnavailable):
+                for item in batch:              # isolate the one the database refuses
+                    await self._flush([item])
+                return
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        for completion, future in batch:
+            if not future.done():
+                future.set_result(completion.job_id in done)
+
+    async def wait_idle(self, within: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), within)
+
+
+class Runner:
+    """Runs jobs from the queue until stopped. See the module docstring for the loop's shape."""
+
+    def __init__(
+        self,
+        *,
+        queue: QueueClient,
+        backend: Backend,
+        storage: Storage,
+        dsn: str | None = None,
+        concurrency: int = CONCURRENCY_DEFAULT,
+        poll_interval: float = POLL_INTERVAL_DEFAULT,
+        grace_period: float = GRACE_PERIOD_DEFAULT,
+        progress_interval: float = PROGRESS_INTERVAL_DEFAULT,
+        completion_batch_size: int = COMPLETION_BATCH_SIZE_DEFAULT,
+        final_write_deadline: float = FINAL_WRITE_DEADLINE_DEFAULT,
+        gpu_prices: dict[str, float] | None = None,
+        metrics: Metrics | None = None,
+        health: Health | None = None,
+    ) -> None:
+        self.queue = queue
+        self.backend = backend
+        self.storage = storage
+        self.worker_id = queue.worker_id
+        self.concurrency = concurrency
+        self.poll_interval = poll_interval
+        self.grace_period = grace_period
+        self.progress_interval = progress_interval
+        self.lease_seconds = queue.lease_seconds
+        self.final_write_deadline = final_write_deadline
+        self.gpu_prices = gpu_prices or {}
+        self.metrics = metrics or Metrics()
+        self.health = health or Health(stale_after=max(60.0, 3 * poll_interval))
+        self.claim_threshold = max(1, concurrency // 4)
+        self._dsn = dsn
+        self._active: dict[UUID, ActiveJob] = {}
+        self._recent_cancels: dict[UUID, float] = {}
+        self._completer = Completer(self, completion_batch_size)
+        self._outcomes = {name: self.metrics.jobs_finished.labels(name) for name in (
+            "succeeded", "retried", "failed", "canceled", "lease_lost", "released")}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._force: asyncio.Event | None = None
+        self._signal: asyncio.Event | None = None
+        self._notified = False
+        self._stopping = False
+        self._stop_requests = 0
+        self.claims = 0
+        self.claimed = 0
+
+    # ## Public API
+    @property
+    def active_jobs(self) -> dict[UUID, ActiveJob]:
+        return self._active
+
+    def stop(self) -> None:
+        """Ask the worker to stop (safe from signal handlers and other threads). A second call skips the grace."""
+        if self._loop is None:
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is self._loop:
+            self._request_stop()
+        else:
+            self._loop.call_soon_threadsafe(self._request_stop)
+
+    async def run(self) -> None:
+        """Run until `stop()`; returns after a graceful shutdown. Raises if a side task died."""
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        self._force = asyncio.Event()
+        self._signal = asyncio.Event()
+        side: dict[str, asyncio.Task[Any]] = {
+            "completer": asyncio.create_task(self._completer.run(), name="completer"),
+            "lease_renewer": asyncio.create_task(self._renew_loop(), name="lease_renewer"),
+        }
+        if self._dsn is not None:
+            listener = Listener(self._dsn, [QUEUED_CHANNEL, CANCEL_CHANNEL], self._on_notify,
+                                on_connect=self._on_listener_connect)
+            side["listener"] = asyncio.create_task(listener.run(), name="listener")
+            self._listener = listener
+        claim_loop = asyncio.create_task(self._claim_loop(), name="claim_loop")
+        self.health.running = True
+        log.info("worker started: backend=%s storage=%s concurrency=%s lease=%ss", self.backend.name,
+                 self.storage.name, self.concurrency, self.lease_seconds, extra={"action": "start"})
+        failure: BaseException | None = None
+        try:
+            done, _ = await asyncio.wait([claim_loop, *side.values()], return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                if task is not claim_loop and not task.cancelled() and task.exception() is not None:
+                    failure = task.exception()
+                    log.error("side task %s died: %r; stopping", task.get_name(), failure,
+                              extra={"action": "monitor"})
+            self._request_stop()
+            with contextlib.suppress(asyncio.CancelledError):
+                await claim_loop
+            if claim_loop.done() and not claim_loop.cancelled() and claim_loop.exception() is not None:
+                failure = failure or claim_loop.exception()
+        except asyncio.CancelledError:
+            self._request_stop()
+            claim_loop.cancel()
+        finally:
+            self.health.running = False
+            await self._shutdown()
+            for task in side.values():
+                task.cancel()
+            await asyncio.gather(*side.values(), return_exceptions=True)
+            log.info("worker stopped", extra={"action": "stop"})
+        if failure is not None:
+            raise failure
+
+    # ## Wake-ups
+    def _request_stop(self) -> None:
+        assert self._stop is not None and self._force is not None and self._signal is not None
+        self._stop_requests += 1
+        if self._stop_requests > 1:
+            self._force.set()
+        self._stop.set()
+        self._signal.set()
+
+    def _on_notify(self, channel: str, payload: str) -> None:
+        if channel == QUEUED_CHANNEL:
+            self._notified = True
+            if self._signal is not None:
+                self._signal.set()
+        elif channel == CANCEL_CHANNEL:
+            try:
+                job_id = UUID(payload)
+            except ValueError:
+                return
+            active = self._active.get(job_id)
+            if active is not None:
+                self._stop_job(active, "cancel")
+            else:
+                now = time.monotonic()
+                self._recent_cancels[job_id] = now
+                if len(self._recent_cancels) > 1000:
+                    self._recent_cancels = {k: v for k, v in self._recent_cancels.items()
+                                            if now - v < RECENT_CANCEL_MEMORY_SECONDS}
+
+    def _on_listener_connect(self) -> None:
+        listener = getattr(self, "_listener", None)
+        if listener is not None:
+            self.metrics.listener_reconnects.set(listener.reconnects)
+        self._on_notify(QUEUED_CHANNEL, "")       # anything sent while disconnected was lost: poll now
+
+    # ## Claiming
+    async def _claim_loop(self) -> None:
+        assert self._stop is not None and self._signal is not None
+        maybe_more = True
+        failures = 0
+        while not self._stop.is_set():
+            free = self.concurrency - len(self._active)
+            wanted = free > 0 and (self._notified or (maybe_more and (
+                free >= self.claim_threshold or not self._active)))
+            if wanted:
+                self._notified = False
+                try:
+                    jobs = await self.queue.claim_jobs(free)
+                except DatabaseUnavailable as exc:
+                    failures += 1
+                    self.metrics.db_errors.labels("claim_jobs").inc()
+                    delay = min(self.poll_interval, RETRY_DELAY_MIN * 2 ** min(failures, 10))
+                    if failures == 1 or failures % 20 == 0:
+                        log.warning("claim_jobs failed (%s); retrying", exc, extra={"action": "claim_jobs",
+                                                                                  "count": failures})
+                    maybe_more = True
+                    await self._wait(delay)
+                    continue
+                if failures:
+                    log.info("database reachable again", extra={"action": "claim_jobs", "count": failures})
+                failures = 0
+                self.health.db_ok()
+                self.claims += 1
+                self.claimed += len(jobs)
+                for job in jobs:
+                    self._start(job)
+                maybe_more = len(jobs) == free
+                if jobs:
+                    self.metrics.jobs_claimed.inc(len(jobs))
+                    continue
+            if not await self._wait(self.poll_interval):
+                maybe_more = True                   # poll: NOTIFY is only a hint
+
+    async def _wait(self, seconds: float) -> bool:
+        """Wait for a wake-up signal, at most `seconds`; True if signalled."""
+        assert self._signal is not None
+        if self._signal.is_set():
+            self._signal.clear()
+            return True
+        try:
+            await asyncio.wait_for(self._signal.wait(), seconds)
+        except TimeoutError:
+            return False
+        self._signal.clear()
+        return True
+
+    def _start(self, job: Job) -> None:
+        active = ActiveJob(job=job, claimed_at=time.monotonic())
+        self._active[job.id] = active
+        active.task = asyncio.create_task(self._run_job(active), name=f"job:{job.id}")
+        self.metrics.jobs_in_flight.set(len(self._active))
+        log.debug("claimed", extra=active.log_extra("claim_jobs"))
+        if self._recent_cancels.pop(job.id, None) is not None:
+            self._stop_job(active, "cancel")
+
+    def _stop_job(self, active: ActiveJob, reason: str) -> None:
+        """Stop a job's task (cancel NOTIFY, lost lease, shutdown). A job already writing its result is left be."""
+        if active.finishing or active.stop_reason is not None or active.task is None or active.task.done():
+            return
+        active.stop_reason = reason
+        log.info("stopping job: %s", reason, extra=active.log_extra("stop_job"))
+        active.task.cancel()
+
+    # ## One job
+    async def _run_job(self, active: ActiveJob) -> None:
+        job = active.job
+        outcome = "failed"
+        try:
+            try:
+                init_image = await self.storage.download_input(job.init_image_path) if job.init_image_path else None
+                started = time.monotonic()
+                result = await self.backend.generate(job.to_request(init_image),
+                                                     lambda step, total: self._on_progress(active, step, total))
+                self.metrics.generation_seconds.observe(time.monotonic() - started)
+                uploaded = time.monotonic()
+                stored = await self.storage.upload_result(job.result_key, result.png)
+                self.metrics.upload_seconds.observe(time.monotonic() - uploaded)
+                active.finishing = True
+                self._cancel_progress(active)
+                completed = await self._completer.submit(self._completion(job, result, stored.size))
+                outcome = "succeeded" if completed else "lease_lost"
+                if completed:
+                    self._count_cost(result)
+                    log.info("succeeded", extra=active.log_extra("complete_jobs", backend=result.backend,
+                                                                  duration_s=round(time.monotonic() - active.claimed_at, 3)))
+                else:
+                    log.warning("lease lost before completion; result dropped", extra=active.log_extra("complete_jobs"))
+            except asyncio.CancelledError:
+                if active.stop_reason is None:
+                    raise
+                current = asyncio.current_task()
+                if current is not None:
+                    current.uncancel()
+                outcome = await self._after_stop(active)
+            except Exception as exc:
+                active.finishing = True                # the failure write must not be interrupted either
+                outcome = await self._after_error(active, exc)
+        finally:
+            self._cancel_progress(active)
+            self._active.pop(job.id, None)
+            self.metrics.jobs_in_flight.set(len(self._active))
+            self._outcomes[outcome].inc()
+            self.metrics.job_seconds.labels(outcome).observe(time.monotonic() - active.claimed_at)
+            if self._signal is not None:
+                self._signal.set()
+
+    def _completion(self, job: Job, result: GenerationResult, size: int) -> Completion:
+        gpu_seconds = result.gpu_seconds
+        cost = result.cost_usd
+        if cost is None and gpu_seconds is not None and result.gpu_type in self.gpu_prices:
+            cost = round(gpu_seconds * self.gpu_prices[result.gpu_type], 6)
+        return Completion(job_id=job.id, attempt=job.attempt, result_path=job.result_key, result_bytes=size,
+                          backend=result.backend, backend_call_id=result.backend_call_id,
+                          gpu_seconds=gpu_seconds, cost_usd=cost)
+
+    def _count_cost(self, result: GenerationResult) -> None:
+        if result.gpu_seconds:
+            self.metrics.gpu_seconds.inc(result.gpu_seconds)
+        cost = result.cost_usd
+        if cost is None and result.gpu_seconds and result.gpu_type in self.gpu_prices:
+            cost = result.gpu_seconds * self.gpu_prices[result.gpu_type]
+        if cost:
+            self.metrics.cost_usd.inc(cost)
+
+    async def _after_stop(self, active: ActiveJob) -> str:
+        reason = active.stop_reason
+        if reason == "cancel":
+            acknowledged = await self._shielded_write(
+                "acknowledge_cancel", lambda: self.queue.acknowledge_cancel(*active.held))
+            if acknowledged:
+                log.info("canceled", extra=active.log_extra("acknowledge_cancel"))
+                return "canceled"
+            log.warning("cancel not acknowledged: lease lost", extra=active.log_extra("acknowledge_cancel"))
+            return "lease_lost"
+        if reason == "lease_lost":
+            log.warning("lease lost; job stopped, nothing written", extra=active.log_extra("renew_leases"))
+            return "lease_lost"
+        return "released"                         # shutdown: released in one batch by _shutdown
+
+    async def _after_error(self, active: ActiveJob, exc: Exception) -> str:
+        if isinstance(exc, LeaseLost):
+            log.warning("lease lost: %s", exc, extra=active.log_extra("fail_job"))
+            return "lease_lost"
+        if isinstance(exc, BadRequest):
+            retryable, code, message = False, exc.error_code, str(exc)
+        elif isinstance(exc, Transient):
+            retryable, code, message = True, exc.error_code, str(exc)
+        else:
+            retryable, code = True, "internal_error"
+            message = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            log.error("unexpected error in job", exc_info=exc, extra=active.log_extra("fail_job"))
+        self.metrics.backend_errors.labels(code).inc()
+        status = await self._shielded_write("fail_job", lambda: self.queue.fail_job(
+            active.job.id, active.job.attempt, error_code=code, error_message=message, retryable=retryable))
+        if status is None:
+            log.warning("failure not recorded: lease lost", extra=active.log_extra("fail_job", error_code=code))
+            return "lease_lost"
+        if status == "queued":
+            log.warning("attempt failed, will retry: %s", message,
+                        extra=active.log_extra("fail_job", error_code=code, status=status))
+            return "retried"
+        log.error("failed: %s", message, extra=active.log_extra("fail_job", error_code=code, status=status))
+        return "failed"
+
+    # ## Progress
+    async def _on_progress(self, active: ActiveJob, step: int, total: int) -> None:
+        if total <= 0 or step >= total or active.finishing:
+            return                                 # 100 % is written by the completion itself
+        if active.progress_task is not None and not active.progress_task.done():
+            return
+        now = time.monotonic()
+        if active.progress_writes and now - active.last_progress_write < self.progress_interval:
+            return
+        active.last_progress_write = now
+        active.progress_writes += 1
+        active.progress_task = asyncio.create_task(self._write_progress(active, step / total))
+
+    async def _write_progress(self, active: ActiveJob, value: float) -> None:
+        try:
+            still_held = await self.queue.report_progress(active.job.id, active.job.attempt, value)
+        except DatabaseUnavailable:
+            self.metrics.db_errors.labels("report_progress").inc()
+            return
+        self.metrics.progress_writes.inc()
+        if not still_held:
+            self._stop_job(active, "lease_lost")
+
+    @staticmethod
+    def _cancel_progress(active: ActiveJob) -> None:
+        if active.progress_task is not None and not active.progress_task.done():
+            active.progress_task.cancel()
+
+    # ## Leases
+    async def _renew_loop(self) -> None:
+        interval = max(0.5, self.lease_seconds / 3)
+        while True:
+            await asyncio.sleep(interval)
+            await self.renew_leases()
+
+    async def renew_leases(self) -> None:
+        held = [a.held for a in self._active.values()]
+        if not held:
+            return
+        try:
+            alive = await self.queue.renew_leases(held)
+        except DatabaseUnavailable as exc:
+            self.metrics.db_errors.labels("renew_leases").inc()
+            log.warning("renew_leases failed (%s); retrying next round", exc, extra={"action": "renew_leases"})
+            return
+        self.health.db_ok()
+        for job_id, attempt in held:
+            active = self._active.get(job_id)
+            if active is None or active.job.attempt != attempt:
+                continue
+            if job_id not in alive:
+                self._stop_job(active, "lease_lost")
+            elif alive[job_id]:
+                self._stop_job(active, "cancel")
+
+    # ## Writes that must not be lost
+    async def write(self, action: str, call: Callable[[], Awaitable[T]], *, deadline: float | None = None) -> T:
+        """Run a queue call, retrying while the database is unreachable (up to `deadline` seconds)."""
+        limit = self.final_write_deadline if deadline is None else deadline
+        started = time.monotonic()
+        delay = RETRY_DELAY_MIN
+        attempt = 0
+        while True:
+            try:
+                result = await call()
+            except DatabaseUnavailable as exc:
+                attempt += 1
+                self.metrics.db_errors.labels(action).inc()
+                if time.monotonic() - started + delay > limit:
+                    log.error("%s gave up after %.0f s: %s", action, time.monotonic() - started, exc,
+                              extra={"action": action})
+                    raise
+                if attempt == 1 or attempt % 20 == 0:
+                    log.warning("%s failed (%s); retrying", action, exc, extra={"action": action, "count": attempt})
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_DELAY_MAX)
+                continue
+            self.health.db_ok()
+            return result
+
+    async def _shielded_write(self, action: str, call: Callable[[], Awaitable[T]]) -> T | None:
+        """A final write that a cancellation cannot interrupt; None if the database stayed unreachable."""
+        try:
+            return await asyncio.shield(self.write(action, call))
+        except DatabaseUnavailable:
+            return None
+
+    # ## Shutdown
+    async def _shutdown(self) -> None:
+        assert self._force is not None
+        self._stopping = True
+        in_flight = [a.task for a in self._active.values() if a.task is not None]
+        if in_flight and self.grace_period > 0:
+            log.info("draining %s job(s), up to %.0f s", len(in_flight), self.grace_period,
+                     extra={"action": "shutdown", "count": len(in_flight)})
+            force = asyncio.create_task(self._force.wait())
+            await self._wait_jobs_or_force(in_flight, force)
+            force.cancel()
+        to_release = [a for a in self._active.values() if not a.finishing]
+        for active in to_release:
+            self._stop_job(active, "shutdown")
+        remaining = [a.task for a in self._active.values() if a.task is not None]
+        if remaining:
+            await asyncio.wait(remaining, timeout=FINISHING_WAIT_DEFAULT)
+        held = [a.held for a in to_release if a.stop_reason == "shutdown"]
+        if held:
+            try:
+                released = await asyncio.shield(self.write(
+                    "release_jobs", lambda: self.queue.release_jobs(held), deadline=RELEASE_DEADLINE_DEFAULT))
+                log.info("released %s unfinished job(s)", released, extra={"action": "release_jobs",
+                                                                           "count": released})
+            except DatabaseUnavailable:
+                log.error("could not release %s job(s); they return to the queue when their leases expire",
+                          len(held), extra={"action": "release_jobs", "count": len(held)})
+        await self._completer.wait_idle(FINISHING_WAIT_DEFAULT)
+
+    async def _wait_jobs_or_force(self, tasks: list[asyncio.Task[None]], force: asyncio.Task[Any]) -> None:
+        deadline = time.monotonic() + self.grace_period
+        pending = set(tasks)
+        while pending and not force.done():
+            timeout = deadline - time.monotonic()
+            if timeout <= 0:
+                break
+            done, _ = await asyncio.wait([*pending, force], timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            pending -= done
