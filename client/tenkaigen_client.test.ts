@@ -786,6 +786,13 @@ Deno.test("a refused join rejects with RealtimeError; the next watch tries again
   assert.equal(fake.channels.length, 2);
 });
 
+Deno.test("close() during the first join rejects the pending watch instead of hanging", async () => {
+  const { fake, client } = setup();
+  const job = await client.submitJob({ prompt: "a" });
+  fake.joinStatus = "CLOSED";
+  await assert.rejects(client.watchJob(job), RealtimeError);
+});
+
 Deno.test("close() leaves the channel; a stopped watch hears nothing more", async () => {
   const { fake, client } = setup();
   const job = await client.submitJob({ prompt: "a" });

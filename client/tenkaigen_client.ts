@@ -398,7 +398,8 @@ class JobFeed {
             resolve();
             // Also after every rejoin (network drop, token refresh): fetch what the broadcasts missed.
             void this.catchUp([...this.watches.keys()]);
-          } else if (!this.joined && (status === "CHANNEL_ERROR" || status === "TIMED_OUT")) {
+          } else if (!this.joined) {
+            // Refused (policy on realtime.messages), timed out, or closed before the first join.
             void this.supabase.removeChannel(channel);
             this.#channel = null;
             reject(
