@@ -1,6 +1,6 @@
--- Regression (open bug): queue.job_stats is a security_invoker view, and generation_jobs has RLS enabled with
--- policies for `authenticated` only. tenkaigen_worker has SELECT on both but no policy and no BYPASSRLS, so
--- for the worker role (the one `tenkaigen stats` and collect_queue_metrics use) every count is 0.
+-- Regression (found by this test, fixed in bebcd76): queue.job_stats is a security_invoker view and
+-- generation_jobs has RLS enabled; tenkaigen_worker had SELECT but no policy (and no BYPASSRLS), so for the
+-- worker role (the one `tenkaigen stats` and collect_queue_metrics use) every count was 0.
 begin;
 select plan(3);
 

@@ -1,9 +1,8 @@
--- Regression (open bug): every other way a running job leaves its worker honours a pending cancel request
--- (release_jobs and reap_expired_leases end it canceled), but fail_job with retryable = true puts a job whose
--- cancel was requested back in the queue, cancel_requested_at still set. It is then claimed and run again
--- (one more attempt, one more GPU call) although its owner canceled it.
+-- Regression (found by this test, fixed in bebcd76): fail_job with retryable = true used to put a job whose
+-- cancel was requested back in the queue, cancel_requested_at still set, to be claimed and run again although
+-- its owner canceled it. Like release_jobs and reap_expired_leases, fail_job now lets a requested cancel win.
 begin;
-select plan(5);
+select plan(7);
 
 select tests.create_supabase_user('alice') as alice \gset
 select tests.make_running_job('alice', 'worker-a', 60, 1) as job \gset
@@ -18,6 +17,13 @@ select is((select locked_by from public.generation_jobs where id = :'job'), null
 
 -- TEST: so it is never claimed again
 select is_empty($$select * from queue.claim_jobs('worker-b', 10)$$, 'the canceled job is not claimed again');
+
+-- TEST: a non-retryable failure of a job whose cancel was requested ends canceled too: the cancel wins
+select tests.make_running_job('alice', 'worker-a', 60, 1) as job2 \gset
+select queue.request_cancel(:'job2') as cancel_result2 \gset
+select is(queue.fail_job('worker-a', :'job2', 1, 'bad_request', 'refused', false), 'canceled',
+          'a non-retryable failure after a cancel request answers canceled');
+select is((select status from public.generation_jobs where id = :'job2'), 'canceled', 'that job is canceled');
 
 select * from finish();
 rollback;

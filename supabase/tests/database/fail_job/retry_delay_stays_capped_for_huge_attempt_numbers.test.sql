@@ -1,7 +1,7 @@
--- Regression (open bug): queue.retry_delay computes base * power(2, attempt - 1) in double precision before
--- the cap, so from attempt 1023 on (5 * 2^1022 > 1.8e308) it raises 22003 "value out of range: overflow"
--- instead of returning the capped delay. fail_job cannot reach it today (attempts <= max_attempts <= 25), but
--- retry_delay is a standalone function whose contract says "capped at max_seconds" for any attempt.
+-- Regression (found by this test, fixed in bebcd76): queue.retry_delay computed base * power(2, attempt - 1)
+-- in double precision before the cap, so from attempt 1023 on (5 * 2^1022 > 1.8e308) it raised 22003 "value
+-- out of range: overflow" instead of returning the capped delay. fail_job cannot reach it (attempts <=
+-- max_attempts <= 25), but retry_delay's contract says "capped at max_seconds" for any attempt.
 begin;
 select plan(4);
 
