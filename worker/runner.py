@@ -238,13 +238,13 @@ class Runner:
                     failure = task.exception()
                     log.error("side task %s died: %r; stopping", task.get_name(), failure,
                               extra={"action": "monitor"})
-            self._request_stop()
+            self._request_stop(by_user=False)
             with contextlib.suppress(asyncio.CancelledError):
                 await claim_loop
             if claim_loop.done() and not claim_loop.cancelled() and claim_loop.exception() is not None:
                 failure = failure or claim_loop.exception()
         except asyncio.CancelledError:
-            self._request_stop()
+            self._request_stop(by_user=False)
             claim_loop.cancel()
         finally:
             self.health.running = False
@@ -257,11 +257,12 @@ class Runner:
             raise failure
 
     # ## Wake-ups
-    def _request_stop(self) -> None:
+    def _request_stop(self, *, by_user: bool = True) -> None:
         assert self._stop is not None and self._force is not None and self._signal is not None
-        self._stop_requests += 1
-        if self._stop_requests > 1:
-            self._force.set()
+        if by_user:
+            self._stop_requests += 1
+            if self._stop_requests > 1:
+                self._force.set()
         self._stop.set()
         self._signal.set()
 
