@@ -64,6 +64,8 @@ create table public.generation_jobs (
   constraint progress_between_0_and_1 check (progress >= 0 and progress <= 1),
   constraint max_attempts_in_range check (max_attempts between 1 and 25),
   constraint attempts_within_max check (attempts >= 0 and attempts <= max_attempts),
+  -- a queued job must be claimable: claim_jobs adds one attempt (else one row would block every claim)
+  constraint queued_job_has_an_attempt_left check (status <> 'queued' or attempts < max_attempts),
   constraint lease_only_while_running check (
     (status = 'running') = (locked_by is not null and lease_expires_at is not null)),
   constraint finished_at_only_when_final check (

@@ -298,6 +298,8 @@ begin
          progress = 0,
          finished_at = null,
          cancel_requested_at = null,
+         error_code = null,
+         error_message = null,
          result_path = null,
          result_bytes = null
    where j.id = requeue_job.job_id;

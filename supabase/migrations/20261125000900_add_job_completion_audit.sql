@@ -30,6 +30,9 @@ begin
 end;
 $$;
 
+comment on function queue.record_completion() is
+  'Trigger: append (job, attempt, worker that held the lease, result_path) to queue.job_completions.';
+
 create trigger generation_jobs_record_completion
   after update of status on public.generation_jobs
   for each row

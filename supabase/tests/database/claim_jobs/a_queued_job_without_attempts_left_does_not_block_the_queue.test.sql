@@ -1,4 +1,4 @@
--- Regression (open bug): attempts_within_max allows a *queued* job with attempts = max_attempts. An admin
+-- Regression (fixed by the CHECK queued_job_has_an_attempt_left): attempts_within_max allows a *queued* job with attempts = max_attempts. An admin
 -- gets there by lowering max_attempts on a job waiting for its retry (the CHECK accepts it; requeue_job
 -- guards its own path with least(attempts, max_attempts - 1), nothing guards a direct UPDATE). claim_jobs then
 -- sets attempts = max_attempts + 1, violates attempts_within_max and raises 23514 for the whole batch; the job
