@@ -128,6 +128,13 @@ class Settings(BaseSettings):
     placeholder_step_seconds: float = Field(
         default=0.0, ge=0, le=10, description="Placeholder backend: pause per fake step (to watch progress).")
     modal_app_name: str = Field(default="tenkaigen-qwen", description="Deployed Modal app of the modal backend.")
+    modal_class_name: str = Field(default="QwenGenerator", description="Modal class serving the GPU variants.")
+    modal_cpu_class_name: str = Field(default="QwenGeneratorCPU",
+                                      description="Modal class serving the tiny (CPU) variant.")
+    modal_environment: str | None = Field(default=None, description="Modal environment (default: the profile's).")
+    local_device: str = Field(default="cuda", description="Torch device of the local backend.")
+    nunchaku_rank: int = Field(default=32, ge=1, le=1024,
+                               description="Nunchaku SVDQuant rank of the 4-bit weights (32 or 128).")
 
     # ## Derived values
     @property
