@@ -239,9 +239,16 @@ class PipelineRequest:
         init_image = data.get("init_image")
         if init_image is not None and not isinstance(init_image, bytes | bytearray):
             raise InvalidRequest("init_image: must be the image file's bytes")
+        if spec.task == "edit" and init_image is None:
+            raise InvalidRequest(f"init_image: variant {spec.name!r} edits an image and needs one")
         lora = data.get("lora") or None
         if lora is not None and not isinstance(lora, str):
             raise InvalidRequest("lora: must be a string")
+        if lora is not None and not spec.accepts_lora:
+            raise InvalidRequest(
+                f"lora: variant {spec.name!r} runs Nunchaku 4-bit weights, which cannot apply custom LoRAs; "
+                "use the 'bf16' variant for jobs with a LoRA"
+            )
         return cls(
             prompt=prompt,
             negative_prompt=negative_prompt,
@@ -629,11 +636,10 @@ class LoadedPipeline:
         from PIL import Image
 
         spec = self.spec
-        if request.lora and not spec.accepts_lora:
-            raise InvalidRequest(
-                f"lora: variant {spec.name!r} runs Nunchaku 4-bit weights, which cannot apply custom LoRAs; "
-                "use the 'bf16' variant for jobs with a LoRA"
-            )
+        if (
+            request.lora and not spec.accepts_lora
+        ):  # requests are checked in from_dict; this guards the weights
+            raise InvalidRequest(f"lora: variant {spec.name!r} cannot apply custom LoRAs; use 'bf16'")
         if spec.task == "edit" and request.init_image is None:
             raise InvalidRequest(f"init_image: variant {spec.name!r} edits an image and needs one")
         init = read_init_image(request.init_image) if request.init_image is not None else None

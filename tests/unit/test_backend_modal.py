@@ -176,11 +176,19 @@ async def test_cancelling_the_job_stops_the_remote_denoising(lookup, monkeypatch
     assert (await backend.generate(job(steps=2), Progress())).steps == 2
 
 
-async def test_a_request_the_generator_rejects_is_a_bad_request(lookup):
-    backend = ModalBackend()
-    with pytest.raises(BadRequest, match="width: must be a multiple of 16"):
-        await backend.generate(job(width=100), Progress())
-    assert lookup.calls == []  # validated before any Modal call
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"width": 100}, "width: must be a multiple of 16"),
+        ({"variant": "turbo"}, "unknown variant 'turbo'"),
+        ({"variant": "edit"}, "init_image: variant 'edit' edits an image and needs one"),
+        ({"variant": "lightning-8", "lora": "org/franchise/x.safetensors"}, "cannot apply custom LoRAs"),
+    ],
+)
+async def test_a_request_that_cannot_succeed_is_rejected_before_any_modal_call(lookup, overrides, message):
+    with pytest.raises(BadRequest, match=message):
+        await ModalBackend().generate(job(**overrides), Progress())
+    assert lookup.calls == []  # no GPU container was started for it
 
 
 def test_gpu_variants_go_to_the_gpu_class_and_bf16_asks_for_an_80gb_card(lookup):
