@@ -1,6 +1,6 @@
 # ---
-# cmd: ["modal", "run", "modal_app/qwen_generator.py", "--prompt", "A majestic dragon"]
-# args: ["--variant", "tiny"]
+# cmd: ["modal", "run", "modal_app/qwen_generator.py", "--variant", "tiny"]
+# output-directory: "."
 # ---
 
 # # Qwen-Image with Nunchaku 4-bit weights on Modal
