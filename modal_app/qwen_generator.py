@@ -25,8 +25,8 @@
 # modal deploy modal_app/qwen_generator.py                                   # what the worker calls
 # ```
 
-# Only the standard library and `modal` are imported at the top of this file, so it imports on a laptop (and
-# in the worker) without torch.
+# Only the standard library, `modal` and `modal_app.pins` (plain constants) are imported at the top of this file,
+# so it imports on a laptop (and in the worker) without torch; the pipeline is imported under `image.imports()`.
 
 import os
 import time
