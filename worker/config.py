@@ -184,6 +184,8 @@ def check_database_url(dsn: str) -> list[str]:
     host = str(params.get("host") or "")
     port = str(params.get("port") or "")
     ports = {p.strip() for p in port.split(",") if p.strip()}
+    if any(not p.isdigit() for p in ports):
+        return [f"DATABASE_URL: the port must be a number (got {port!r})"]
     if str(TRANSACTION_POOLER_PORT) in ports:
         where = "Supabase's transaction pooler (Supavisor)" if "pooler.supabase.com" in host \
             else "a transaction pooler (port 6543)"

@@ -1,0 +1,91 @@
+"""Settings: every missing or bad value is reported at start, by its environment variable, with what to set."""
+
+from __future__ import annotations
+
+import pytest
+
+from worker.config import Settings, check_database_url, env_name, load_settings
+from worker.exceptions import ConfigurationError
+
+DSN = "postgresql://tenkaigen_worker:s3cret-pw@db.abcd.supabase.co:5432/postgres"
+
+
+def test_settings_read_supabase_names_and_the_tenkaigen_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", DSN)
+    monkeypatch.setenv("SUPABASE_URL", "https://abcd.supabase.co")
+    monkeypatch.setenv("SUPABASE_SERVICE_ROLE_KEY", "service-key-value")
+    monkeypatch.setenv("TENKAIGEN_CONCURRENCY", "8")
+    monkeypatch.setenv("TENKAIGEN_BACKEND", "placeholder")
+    monkeypatch.setenv("TENKAIGEN_GPU_PRICES", '{"L40S": 0.0006}')
+    settings = load_settings()
+    assert settings.dsn == DSN and settings.concurrency == 8 and settings.backend == "placeholder"
+    assert settings.storage == "supabase" and settings.supabase_url == "https://abcd.supabase.co"
+    assert settings.gpu_prices == {"L40S": 0.0006}
+    assert "s3cret-pw" not in repr(settings) and "service-key-value" not in repr(settings)
+
+
+def test_a_missing_database_url_and_bad_values_are_all_reported_at_once() -> None:
+    with pytest.raises(ConfigurationError) as error:
+        load_settings(backend="gpu", concurrency=0, poll_interval=-1)
+    message = str(error.value)
+    assert "3 problems" in message or "4 problems" in message
+    assert "DATABASE_URL: missing" in message
+    assert "TENKAIGEN_BACKEND: must be one of 'placeholder', 'tiny', 'local', 'modal' or 'noop' (got 'gpu')" \
+        in message
+    assert "TENKAIGEN_CONCURRENCY: Input should be greater than or equal to 1 (got 0)" in message
+    assert "TENKAIGEN_POLL_INTERVAL" in message
+
+
+def test_supabase_storage_needs_the_project_url_and_service_key() -> None:
+    with pytest.raises(ConfigurationError) as error:
+        load_settings(database_url=DSN, backend="placeholder", storage="supabase")
+    message = str(error.value)
+    assert "SUPABASE_URL: missing" in message and "SUPABASE_SERVICE_ROLE_KEY: missing" in message
+    assert "TENKAIGEN_STORAGE=local" in message
+
+
+@pytest.mark.parametrize("dsn", [
+    "postgresql://postgres.abcd:pw@aws-0-eu-central-1.pooler.supabase.com:6543/postgres",
+    "postgres://user:pw@db.abcd.supabase.co:6543/postgres",
+    "host=aws-0-us-east-1.pooler.supabase.com port=6543 dbname=postgres user=postgres.abcd",
+])
+def test_the_transaction_pooler_is_refused_with_an_explanation(dsn: str) -> None:
+    with pytest.raises(ConfigurationError) as error:
+        load_settings(database_url=dsn, backend="placeholder", storage="local")
+    message = str(error.value)
+    assert "DATABASE_URL" in message and "transaction" in message and "LISTEN/NOTIFY" in message
+    assert "5432" in message
+    assert "pw@" not in message
+
+
+def test_the_session_pooler_is_accepted_without_prepared_statements() -> None:
+    from worker.db import connection_kwargs
+
+    dsn = "postgresql://postgres.abcd:pw@aws-0-eu-central-1.pooler.supabase.com:5432/postgres"
+    assert check_database_url(dsn) == []
+    settings = load_settings(database_url=dsn, backend="placeholder", storage="local")
+    assert settings.uses_supabase_pooler
+    assert connection_kwargs(dsn)["prepare_threshold"] is None
+    assert "prepare_threshold" not in connection_kwargs(DSN)
+
+
+def test_a_malformed_database_url_is_reported() -> None:
+    with pytest.raises(ConfigurationError, match="DATABASE_URL: not a valid PostgreSQL connection string"):
+        load_settings(database_url="mysql://somewhere", backend="placeholder", storage="local")
+    with pytest.raises(ConfigurationError, match="DATABASE_URL: the port must be a number"):
+        load_settings(database_url="postgresql://host:notaport/db", backend="placeholder", storage="local")
+
+
+def test_progress_interval_must_leave_room_for_lease_renewal() -> None:
+    with pytest.raises(ConfigurationError, match="TENKAIGEN_PROGRESS_INTERVAL"):
+        load_settings(database_url=DSN, backend="placeholder", storage="local", lease_seconds=3,
+                      progress_interval=2)
+
+
+def test_every_setting_has_a_description_and_an_environment_name() -> None:
+    for name, info in Settings.model_fields.items():
+        assert info.description, f"{name} has no description"
+        assert env_name(name).isupper()
+    assert env_name("database_url") == "DATABASE_URL"
+    assert env_name("supabase_service_role_key") == "SUPABASE_SERVICE_ROLE_KEY"
+    assert env_name("lease_seconds") == "TENKAIGEN_LEASE_SECONDS"

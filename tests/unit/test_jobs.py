@@ -1,0 +1,45 @@
+"""Job rows → work items → backend requests."""
+
+from __future__ import annotations
+
+import uuid
+
+from worker.jobs import Job, JobStatus, result_key
+from worker.runner import make_worker_id
+
+
+def claimed_row(**overrides: object) -> dict[str, object]:
+    row: dict[str, object] = {
+        "id": uuid.uuid4(), "user_id": uuid.uuid4(), "attempts": 2, "max_attempts": 3,
+        "resolved_prompt": "anime style illustration of a cat", "negative_prompt": None, "variant": "lightning-8",
+        "width": 1024, "height": 768, "steps": 8, "true_cfg_scale": 1.0, "seed": 4294967295,
+        "init_image_path": None, "style": "anime"}
+    row.update(overrides)
+    return row
+
+
+def test_a_claimed_row_becomes_a_job_holding_its_attempt() -> None:
+    row = claimed_row()
+    job = Job.from_row(row)
+    assert job.attempt == 2 and job.prompt == "anime style illustration of a cat" and job.negative_prompt == ""
+    assert job.result_key == f"{row['user_id']}/{row['id']}.png" == result_key(row["user_id"], row["id"])
+
+
+def test_the_backend_request_carries_the_resolved_fields() -> None:
+    job = Job.from_row(claimed_row())
+    request = job.to_request(b"init")
+    assert (request.job_id, request.width, request.height, request.steps, request.seed) == (
+        str(job.id), 1024, 768, 8, 4294967295)
+    assert request.init_image == b"init" and request.prompt == job.prompt
+
+
+def test_job_status_names_are_the_contract() -> None:
+    assert [s.value for s in JobStatus] == ["queued", "running", "succeeded", "failed", "canceled"]
+
+
+def test_a_worker_id_is_host_pid_and_a_random_suffix() -> None:
+    import os
+
+    host, pid, suffix = make_worker_id().split(":")
+    assert host and int(pid) == os.getpid() and len(suffix) == 6
+    assert make_worker_id() != make_worker_id()
