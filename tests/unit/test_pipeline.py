@@ -104,6 +104,14 @@ def test_missing_fields_take_the_variant_defaults_and_a_random_seed():
     assert len(seeds) > 1
 
 
+def test_seeds_span_the_database_range_of_0_to_2_pow_32_minus_1():
+    assert request(seed=4294967295).seed == 4294967295
+    with pytest.raises(pipeline.InvalidRequest, match="seed: must be between 0 and 4294967295"):
+        request(seed=4294967296)
+    output, _ = run(tiny_loaded(), seed=4294967295, steps=1)
+    assert png_text(output.png)["seed"] == "4294967295"
+
+
 def test_the_generator_variant_fills_in_and_must_match():
     assert pipeline.PipelineRequest.from_dict({"prompt": "a cat"}, variant="lightning-4").steps == 4
     with pytest.raises(pipeline.InvalidRequest, match=r"serves 'lightning-4'.*'base'"):
