@@ -91,6 +91,11 @@ QWEN_IMAGE = ModelRepo("Qwen/Qwen-Image", revision="main")
 QWEN_IMAGE_EDIT_2509 = ModelRepo("Qwen/Qwen-Image-Edit-2509", revision="main")
 NUNCHAKU_QWEN_IMAGE = ModelRepo("nunchaku-tech/nunchaku-qwen-image", revision="main")
 NUNCHAKU_QWEN_IMAGE_EDIT_2509 = ModelRepo("nunchaku-tech/nunchaku-qwen-image-edit-2509", revision="main")
+QWEN_IMAGE_LIGHTNING = ModelRepo("lightx2v/Qwen-Image-Lightning", revision="main")
+
+# The Lightning LoRA fused into the BF16 transformer of the `bf16` variant (8 steps, true CFG off), the same
+# distillation the Nunchaku lightning-8 checkpoint was built from.
+LIGHTNING_LORA_FILES: dict[str, str] = {"bf16": "Qwen-Image-Lightning-8steps-V1.1-bf16.safetensors"}
 
 # Nunchaku checkpoint file names; {precision} is "int4" (Turing/Ampere/Ada) or "fp4" (Blackwell), {rank} 32 or 128.
 NUNCHAKU_FILES: dict[str, str] = {

@@ -108,6 +108,9 @@ class VariantSpec:
     model: pins.ModelRepo | None  # the diffusers pipeline repository (None: tiny components)
     nunchaku: pins.ModelRepo | None = None
     render_max_side: int | None = None  # render smaller and resize up (tiny: the weights are noise anyway)
+    lightning_lora: str | None = (
+        None  # a Lightning LoRA fused into BF16 weights at load (pins.QWEN_IMAGE_LIGHTNING)
+    )
 
     @property
     def accepts_lora(self) -> bool:
@@ -155,7 +158,17 @@ VARIANTS: dict[str, VariantSpec] = {
             pins.QWEN_IMAGE_EDIT_2509,
             pins.NUNCHAKU_QWEN_IMAGE_EDIT_2509,
         ),
-        VariantSpec("bf16", "text-to-image", "bf16", 50, 4.0, False, pins.QWEN_IMAGE),
+        # BF16 Qwen-Image with the 8-step Lightning LoRA fused in: the only variant that takes franchise LoRAs.
+        VariantSpec(
+            "bf16",
+            "text-to-image",
+            "bf16",
+            8,
+            1.0,
+            True,
+            pins.QWEN_IMAGE,
+            lightning_lora=pins.LIGHTNING_LORA_FILES["bf16"],
+        ),
         VariantSpec("tiny", "text-to-image", "tiny", 4, 1.0, False, None, render_max_side=128),
     )
 }
@@ -475,11 +488,13 @@ class LoraAdapters:
     Each targeted `nn.Linear` gets `y += scale * up(down(x))`. Switching adapters only removes and adds hooks,
     so the base weights are never modified and never drift; nothing depends on `peft`. Checkpoints in the
     Kohya/`diffusion_model.`/`lora_unet_` formats are converted by diffusers' `QwenImagePipeline.lora_state_dict`.
+    `fuse()` merges a LoRA into the weights for good instead (the Lightning LoRA of the `bf16` variant).
     """
 
     def __init__(self, transformer: Any, *, cache_size: int = 4) -> None:
         self.transformer = transformer
         self.active: str | None = None
+        self.fused: list[str] = []
         self._handles: list[Any] = []
         self._cache: dict[str, list[_LoraLayer]] = {}
         self._cache_size = cache_size
@@ -493,6 +508,17 @@ class LoraAdapters:
             module = self.transformer.get_submodule(layer.module_name)
             self._handles.append(module.register_forward_hook(_lora_hook(layer)))
         self.active = name
+
+    def fuse(self, path: str, *, name: str | None = None) -> None:
+        """Merge a LoRA into the transformer's weights: `W += scale * up @ down` (permanent)."""
+        import torch
+
+        for layer in self._load(path, name or path):
+            weight = self.transformer.get_submodule(layer.module_name).weight
+            with torch.no_grad():
+                delta = layer.up.float() @ layer.down.float()
+                weight.add_((layer.scale * delta).to(device=weight.device, dtype=weight.dtype))
+        self.fused.append(name or path)
 
     def _remove_hooks(self) -> None:
         for handle in self._handles:
@@ -517,19 +543,27 @@ class LoraAdapters:
             raw = load_file(path, device="cpu")
             with safe_open(path, framework="pt") as handle:
                 metadata = handle.metadata() or {}
-            state = QwenImagePipeline.lora_state_dict(raw)
+            converted = QwenImagePipeline.lora_state_dict(raw)
         except Exception as exc:
             raise InvalidRequest(f"lora: {name!r} is not a readable Qwen-Image LoRA ({exc})") from exc
+        state = {
+            key.replace(".lora_down.weight", ".lora_A.weight").replace(
+                ".lora_up.weight", ".lora_B.weight"
+            ): value
+            for key, value in converted.items()
+        }
         config = json.loads(metadata.get("lora_adapter_metadata", "{}") or "{}")
         rank, alpha = config.get("r"), config.get("lora_alpha")
-        scale = float(alpha) / float(rank) if rank and alpha else 1.0
+        default_scale = float(alpha) / float(rank) if rank and alpha else 1.0
 
         layers: list[_LoraLayer] = []
         for key, down in state.items():
             if not key.endswith(".lora_A.weight"):
                 continue
-            module_name = key.removesuffix(".lora_A.weight").removeprefix("transformer.")
-            up = state.get(key.replace(".lora_A.weight", ".lora_B.weight"))
+            base = key.removesuffix(".lora_A.weight")
+            module_name = base.removeprefix("transformer.")
+            up = state.get(f"{base}.lora_B.weight")
+            layer_alpha = state.get(f"{base}.alpha")
             try:
                 module = self.transformer.get_submodule(module_name)
             except AttributeError:
@@ -544,7 +578,7 @@ class LoraAdapters:
                     module_name,
                     down.to(device=weight.device, dtype=weight.dtype),
                     up.to(device=weight.device, dtype=weight.dtype),
-                    scale,
+                    float(layer_alpha) / down.shape[0] if layer_alpha is not None else default_scale,
                 )
             )
         if not layers:
@@ -785,9 +819,16 @@ def _from_hub(spec: VariantSpec, pipeline_class: Any, scheduler: Any, *, rank: i
     assert spec.model is not None
     dtype = _compute_dtype()
     if spec.weights == "bf16":
-        return pipeline_class.from_pretrained(
+        pipe = pipeline_class.from_pretrained(
             spec.model.repo_id, revision=spec.model.revision, scheduler=scheduler, torch_dtype=dtype
         )
+        if spec.lightning_lora:
+            from huggingface_hub import hf_hub_download
+
+            lightning = pins.QWEN_IMAGE_LIGHTNING
+            path = hf_hub_download(lightning.repo_id, spec.lightning_lora, revision=lightning.revision)
+            LoraAdapters(pipe.transformer).fuse(path, name=f"{lightning.repo_id}/{spec.lightning_lora}")
+        return pipe
     from huggingface_hub import hf_hub_download
     from nunchaku import NunchakuQwenImageTransformer2DModel
     from nunchaku.utils import get_precision
@@ -857,6 +898,9 @@ def prefetch_weights(
                 revision=spec.nunchaku.revision,
             )
         )
+    if spec.lightning_lora:
+        lightning = pins.QWEN_IMAGE_LIGHTNING
+        fetched.append(hf_hub_download(lightning.repo_id, spec.lightning_lora, revision=lightning.revision))
     return fetched
 
 

@@ -36,7 +36,7 @@ def request(**overrides):
         ("lightning-8", "text-to-image", "nunchaku", 8, 1.0, True),
         ("base", "text-to-image", "nunchaku", 50, 4.0, False),
         ("edit", "edit", "nunchaku", 8, 1.0, True),
-        ("bf16", "text-to-image", "bf16", 50, 4.0, False),
+        ("bf16", "text-to-image", "bf16", 8, 1.0, True),
         ("tiny", "text-to-image", "tiny", 4, 1.0, False),
     ],
 )
@@ -51,6 +51,12 @@ def test_each_variant_has_the_contract_defaults(variant, task, weights, steps, c
     )
     assert spec.accepts_lora == (weights != "nunchaku")
     assert spec.device == ("cpu" if variant == "tiny" else "cuda")
+
+
+def test_bf16_fuses_the_8_step_lightning_lora_and_nothing_else_does():
+    assert pipeline.variant_spec("bf16").lightning_lora == "Qwen-Image-Lightning-8steps-V1.1-bf16.safetensors"
+    assert pins.QWEN_IMAGE_LIGHTNING.repo_id == "lightx2v/Qwen-Image-Lightning"
+    assert [v for v, spec in pipeline.VARIANTS.items() if spec.lightning_lora] == ["bf16"]
 
 
 def test_edit_uses_qwen_image_edit_2509_and_the_others_qwen_image():
@@ -398,6 +404,42 @@ def test_a_kohya_style_lora_is_converted_and_applied(tmp_path):
     via_peft, _ = run(loaded, variant="bf16", steps=2, lora=str(peft_style))
     via_kohya, _ = run(loaded, variant="bf16", steps=2, lora=str(tmp_path / "kohya.safetensors"))
     assert png_pixels(via_kohya.png) == png_pixels(via_peft.png)
+
+
+def test_lora_down_up_keys_without_prefix_or_alpha_are_read_too(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    components = build_tiny_components()
+    peft_style = write_tiny_lora(tmp_path / "peft.safetensors", components["transformer"])
+    plain = {
+        key.removeprefix("transformer.")
+        .replace(".lora_A.", ".lora_down.")
+        .replace(".lora_B.", ".lora_up."): value
+        for key, value in load_file(str(peft_style)).items()
+    }
+    save_file(plain, str(tmp_path / "plain.safetensors"))
+    loaded = pipeline.load_pipeline("bf16", components=components, device="cpu")
+    via_peft, _ = run(loaded, variant="bf16", steps=2, lora=str(peft_style))
+    via_plain, _ = run(loaded, variant="bf16", steps=2, lora=str(tmp_path / "plain.safetensors"))
+    assert png_pixels(via_plain.png) == png_pixels(via_peft.png)
+
+
+def test_fusing_a_lora_matches_applying_it_through_hooks(tmp_path):
+    import numpy as np
+
+    hooked = pipeline.load_pipeline("bf16", components=build_tiny_components(), device="cpu")
+    lora = write_tiny_lora(tmp_path / "lightning.safetensors", hooked.pipe.transformer, magnitude=0.2)
+    with_hooks, _ = run(hooked, variant="bf16", steps=2, lora=str(lora))
+    fused = pipeline.load_pipeline("bf16", components=build_tiny_components(), device="cpu")
+    fused.lora.fuse(str(lora), name="lightning")
+    with_fusion, _ = run(fused, variant="bf16", steps=2)
+    assert fused.lora.fused == ["lightning"] and not fused.lora._handles
+    a = np.frombuffer(png_pixels(with_hooks.png), dtype=np.uint8).astype(int)
+    b = np.frombuffer(png_pixels(with_fusion.png), dtype=np.uint8).astype(int)
+    assert np.abs(a - b).max() <= 2  # float rounding only
+    unfused = pipeline.load_pipeline("bf16", components=build_tiny_components(), device="cpu")
+    plain, _ = run(unfused, variant="bf16", steps=2)
+    assert png_pixels(plain.png) != png_pixels(with_fusion.png)
 
 
 @pytest.mark.parametrize(
