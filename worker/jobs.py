@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -50,6 +50,16 @@ class Job:
     seed: int
     init_image_path: str | None = None
     style: str | None = None
+    id_text: str = field(default="", compare=False)
+    """The id as text, formatted once (it goes into logs, requests and the completion)."""
+    result_key: str = field(default="", compare=False)
+    """`<user_id>/<job_id>.png`, the object key of the result (see `result_key()`)."""
+
+    def __post_init__(self) -> None:
+        if not self.id_text:
+            object.__setattr__(self, "id_text", str(self.id))
+        if not self.result_key:
+            object.__setattr__(self, "result_key", f"{self.user_id}/{self.id_text}.png")
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Job:
@@ -71,14 +81,10 @@ class Job:
             style=row.get("style"),
         )
 
-    @property
-    def result_key(self) -> str:
-        return result_key(self.user_id, self.id)
-
     def to_request(self, init_image: bytes | None = None) -> GenerationRequest:
         """What the backend gets: the database already resolved the style preset into these fields."""
         return GenerationRequest(
-            job_id=str(self.id),
+            job_id=self.id_text,
             prompt=self.prompt,
             negative_prompt=self.negative_prompt,
             variant=self.variant,

@@ -12,7 +12,7 @@ import contextlib
 import json
 import re
 from collections.abc import AsyncIterator, Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import timedelta
 from importlib import resources
 from typing import Any
@@ -78,11 +78,12 @@ class Completion:
     backend_call_id: str | None = None
     gpu_seconds: float | None = None
     cost_usd: float | None = None
+    job_id_text: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["job_id"] = str(self.job_id)
-        return data
+        return {"job_id": self.job_id_text or str(self.job_id), "attempt": self.attempt, "result_path": self.result_path,
+                "result_bytes": self.result_bytes, "backend": self.backend, "backend_call_id": self.backend_call_id,
+                "gpu_seconds": self.gpu_seconds, "cost_usd": self.cost_usd}
 
 
 @contextlib.contextmanager
@@ -128,9 +129,12 @@ class QueueClient:
 
     # ## Worker API (fenced by worker id + attempt in SQL)
     async def claim_jobs(self, max_jobs: int) -> list[Job]:
-        rows = await self._fetchall("claim_jobs", {
-            "worker_id": self.worker_id, "max_jobs": max_jobs, "lease_seconds": self.lease_seconds})
-        return [Job.from_row(row) for row in rows]
+        self.round_trips += 1
+        async with self._connection() as conn:
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute(QUERIES["claim_jobs"], {
+                "worker_id": self.worker_id, "max_jobs": max_jobs, "lease_seconds": self.lease_seconds})
+            return [Job.from_row(row) for row in await cur.fetchall()]
 
     async def renew_leases(self, held: Sequence[tuple[UUID, int]]) -> dict[UUID, bool]:
         """{job_id: cancel_requested} for the leases still held; a job missing from it was lost."""

@@ -26,12 +26,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import secrets
 import socket
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -80,14 +81,13 @@ class ActiveJob:
     last_progress_write: float = 0.0
     progress_task: asyncio.Task[None] | None = None
     progress_writes: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def held(self) -> tuple[UUID, int]:
         return self.job.id, self.job.attempt
 
     def log_extra(self, action: str, **more: Any) -> dict[str, Any]:
-        return {"action": action, "job_id": str(self.job.id), "attempt": self.job.attempt, **more}
+        return {"action": action, "job_id": self.job.id_text, "attempt": self.job.attempt, **more}
 
 
 class Completer:
@@ -108,7 +108,7 @@ class Completer:
         self._pending.append((completion, future))
         self._idle.clear()
         self._wake.set()
-        return await asyncio.shield(future)
+        return await future          # the write runs in the completer task: cancelling the waiter cannot stop it
 
     async def run(self) -> None:
         while True:
@@ -181,8 +181,10 @@ class Runner:
         self._active: dict[UUID, ActiveJob] = {}
         self._recent_cancels: dict[UUID, float] = {}
         self._completer = Completer(self, completion_batch_size)
-        self._outcomes = {name: self.metrics.jobs_finished.labels(name) for name in (
-            "succeeded", "retried", "failed", "canceled", "lease_lost", "released")}
+        outcomes = ("succeeded", "retried", "failed", "canceled", "lease_lost", "released")
+        self._outcomes = {name: self.metrics.jobs_finished.labels(name) for name in outcomes}
+        self._job_seconds = {name: self.metrics.job_seconds.labels(name) for name in outcomes}
+        self.metrics.jobs_in_flight.set_function(lambda: len(self._active))
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._force: asyncio.Event | None = None
@@ -346,9 +348,9 @@ class Runner:
     def _start(self, job: Job) -> None:
         active = ActiveJob(job=job, claimed_at=time.monotonic())
         self._active[job.id] = active
-        active.task = asyncio.create_task(self._run_job(active), name=f"job:{job.id}")
-        self.metrics.jobs_in_flight.set(len(self._active))
-        log.debug("claimed", extra=active.log_extra("claim_jobs"))
+        active.task = asyncio.create_task(self._run_job(active))
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("claimed", extra=active.log_extra("claim_jobs"))
         if self._recent_cancels.pop(job.id, None) is not None:
             self._stop_job(active, "cancel")
 
@@ -380,8 +382,10 @@ class Runner:
                 outcome = "succeeded" if completed else "lease_lost"
                 if completed:
                     self._count_cost(result)
-                    log.info("succeeded", extra=active.log_extra("complete_jobs", backend=result.backend,
-                                                                  duration_s=round(time.monotonic() - active.claimed_at, 3)))
+                    if log.isEnabledFor(logging.INFO):
+                        log.info("succeeded", extra=active.log_extra(
+                            "complete_jobs", backend=result.backend,
+                            duration_s=round(time.monotonic() - active.claimed_at, 3)))
                 else:
                     log.warning("lease lost before completion; result dropped", extra=active.log_extra("complete_jobs"))
             except asyncio.CancelledError:
@@ -397,9 +401,8 @@ class Runner:
         finally:
             self._cancel_progress(active)
             self._active.pop(job.id, None)
-            self.metrics.jobs_in_flight.set(len(self._active))
             self._outcomes[outcome].inc()
-            self.metrics.job_seconds.labels(outcome).observe(time.monotonic() - active.claimed_at)
+            self._job_seconds[outcome].observe(time.monotonic() - active.claimed_at)
             if self._signal is not None:
                 self._signal.set()
 
@@ -410,7 +413,7 @@ class Runner:
             cost = round(gpu_seconds * self.gpu_prices[result.gpu_type], 6)
         return Completion(job_id=job.id, attempt=job.attempt, result_path=job.result_key, result_bytes=size,
                           backend=result.backend, backend_call_id=result.backend_call_id,
-                          gpu_seconds=gpu_seconds, cost_usd=cost)
+                          gpu_seconds=gpu_seconds, cost_usd=cost, job_id_text=job.id_text)
 
     def _count_cost(self, result: GenerationResult) -> None:
         if result.gpu_seconds:

@@ -249,6 +249,9 @@ async def test_a_batch_of_jobs_completes_each_exactly_once(admin, make_job, star
     counts = dict(admin.execute("select job_id, count(*) from queue.job_completions group by job_id").fetchall())
     assert set(counts) == set(ids) and set(counts.values()) == {1}
     assert worker.runner._completer.calls < 60, "completions are batched"
+    succeeded_messages = admin.execute(
+        "select count(distinct id) from realtime.messages where payload->>'status' = 'succeeded'").fetchone()[0]
+    assert succeeded_messages == 60, "a batched completion still broadcasts each job, each message its own id"
 
 
 async def test_cost_is_computed_from_the_gpu_price_table(admin, make_job, start_worker) -> None:
