@@ -50,8 +50,11 @@ export interface GenerationJob {
   true_cfg_scale: number;
   seed: number;
   init_image_path: string | null;
+  franchise: string | null;
   metadata: { [key: string]: Json };
   resolved_prompt: string;
+  lora: string | null;
+  lora_scale: number | null;
   status: JobStatus;
   progress: number;
   priority: number;
@@ -81,7 +84,8 @@ export interface GenerationJob {
  * Bounds (checked in SQL, error code 22023, message `<field>: …`): prompt 1..2000 characters, expanded_prompt
  * ≤ 4000, negative_prompt ≤ 2000, width/height multiples of 16 in 256..2048, steps 1..100, true_cfg_scale 1..20,
  * seed 0..4294967295, client_request_id `[A-Za-z0-9._:-]{1,128}`, metadata a JSON object ≤ 4096 bytes,
- * init_image_path `<own user id>/<file>` in bucket `generation-inputs`. `style` is an id of
+ * init_image_path `<own user id>/<file>` in bucket `generation-inputs`, franchise 1..64 characters (a franchise
+ * an admin mapped to a LoRA runs on variant bf16 with it). `style` is an id of
  * `public.generation_styles` (see supabase/functions/_shared/styles.ts); empty sampler fields take the preset's.
  */
 export interface GenerationJobRequest {
@@ -96,6 +100,7 @@ export interface GenerationJobRequest {
   true_cfg_scale?: number | null;
   seed?: number | null;
   init_image_path?: string | null;
+  franchise?: string | null;
   client_request_id?: string | null;
   metadata?: { [key: string]: Json };
 }

@@ -298,8 +298,11 @@ class FakeSupabase {
       true_cfg_scale: values.true_cfg_scale ?? 1,
       seed: values.seed ?? 1234,
       init_image_path: values.init_image_path ?? null,
+      franchise: values.franchise ?? null,
       metadata: values.metadata ?? {},
       resolved_prompt: values.expanded_prompt ?? values.prompt,
+      lora: null,
+      lora_scale: null,
       status: "queued",
       progress: 0,
       priority: 0,
@@ -412,9 +415,9 @@ Deno.test("generate: parse-prompt → insert → setAuth → private channel →
   assert.equal(job.expanded_prompt, "a fox astronaut, centered composition");
   assert.equal(job.style, "watercolor");
   assert.equal(job.width, 768);
+  assert.equal(job.franchise, null);
   assert.deepEqual(job.metadata, {
     title: "Fox Astronaut",
-    franchise: null,
     tags: ["fox", "space"],
     prompt_source: "fallback",
     product: { kind: "t-shirt", color: "black" },

@@ -227,9 +227,9 @@ export class TenkaigenClient {
       ...input.request,
       prompt: input.prompt,
       expanded_prompt: parsed.expandedPrompt,
+      franchise: parsed.franchise,
       metadata: {
         title: parsed.title,
-        franchise: parsed.franchise,
         tags: parsed.tags,
         prompt_source: parsed.source,
         ...(input.product ? { product: { ...input.product } } : {}),

@@ -205,6 +205,7 @@ class PipelineRequest:
     variant: str
     init_image: bytes | None = None
     lora: str | None = None
+    lora_scale: float = 1.0
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, variant: str | None = None) -> PipelineRequest:
@@ -262,6 +263,14 @@ class PipelineRequest:
                 f"lora: variant {spec.name!r} runs Nunchaku 4-bit weights, which cannot apply custom LoRAs; "
                 "use the 'bf16' variant for jobs with a LoRA"
             )
+        lora_scale = data.get("lora_scale")
+        lora_scale = 1.0 if lora_scale is None else lora_scale
+        if (
+            isinstance(lora_scale, bool)
+            or not isinstance(lora_scale, int | float)
+            or not 0.0 < lora_scale <= 2.0
+        ):
+            raise InvalidRequest("lora_scale: must be a number in (0, 2]")
         return cls(
             prompt=prompt,
             negative_prompt=negative_prompt,
@@ -273,6 +282,7 @@ class PipelineRequest:
             variant=spec.name,
             init_image=bytes(init_image) if init_image is not None else None,
             lora=lora,
+            lora_scale=float(lora_scale),
         )
 
 
@@ -356,6 +366,7 @@ def png_text(request: PipelineRequest) -> dict[str, str]:
     }
     if request.lora:
         text["lora"] = request.lora
+        text["lora_scale"] = f"{request.lora_scale:g}"
     if request.init_image is not None:
         text["init_image"] = "yes"
     return text
@@ -494,20 +505,22 @@ class LoraAdapters:
     def __init__(self, transformer: Any, *, cache_size: int = 4) -> None:
         self.transformer = transformer
         self.active: str | None = None
+        self.active_strength: float = 1.0
         self.fused: list[str] = []
         self._handles: list[Any] = []
         self._cache: dict[str, list[_LoraLayer]] = {}
         self._cache_size = cache_size
 
-    def activate(self, name: str | None) -> None:
-        if name == self.active:
+    def activate(self, name: str | None, strength: float = 1.0) -> None:
+        """Apply LoRA `name` at `strength` (multiplies its own alpha/rank scale) to the next calls; None: none."""
+        if (name, strength) == (self.active, self.active_strength):
             return
         layers = self._layers(name) if name else []
         self._remove_hooks()
         for layer in layers:
             module = self.transformer.get_submodule(layer.module_name)
-            self._handles.append(module.register_forward_hook(_lora_hook(layer)))
-        self.active = name
+            self._handles.append(module.register_forward_hook(_lora_hook(layer, strength)))
+        self.active, self.active_strength = name, strength
 
     def fuse(self, path: str, *, name: str | None = None) -> None:
         """Merge a LoRA into the transformer's weights: `W += scale * up @ down` (permanent)."""
@@ -586,7 +599,7 @@ class LoraAdapters:
         return layers
 
 
-def _lora_hook(layer: _LoraLayer) -> Callable[[Any, tuple[Any, ...], Any], Any]:
+def _lora_hook(layer: _LoraLayer, strength: float = 1.0) -> Callable[[Any, tuple[Any, ...], Any], Any]:
     import torch.nn.functional as F
 
     def hook(_module: Any, inputs: tuple[Any, ...], output: Any) -> Any:
@@ -594,7 +607,7 @@ def _lora_hook(layer: _LoraLayer) -> Callable[[Any, tuple[Any, ...], Any], Any]:
         if layer.down.device != x.device:  # the module was offloaded and moved since activation
             layer.down, layer.up = layer.down.to(x.device), layer.up.to(x.device)
         delta = F.linear(F.linear(x.to(layer.down.dtype), layer.down), layer.up)
-        return output + layer.scale * delta.to(output.dtype)
+        return output + (strength * layer.scale) * delta.to(output.dtype)
 
     return hook
 
@@ -688,7 +701,7 @@ class LoadedPipeline:
                 raise GenerationCancelled("cancelled before the first step")
             pipe = self._pipeline_for(mode)
             if self.lora is not None:
-                self.lora.activate(request.lora)
+                self.lora.activate(request.lora, request.lora_scale)
             total = request.steps
             progress = {"done": 0, "interrupted": False}
 

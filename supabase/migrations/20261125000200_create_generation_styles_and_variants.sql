@@ -77,3 +77,21 @@ create policy "everyone reads enabled styles" on public.generation_styles
 
 grant select on public.generation_variants, public.generation_styles to anon, authenticated, service_role;
 grant select on public.generation_variants, public.generation_styles to tenkaigen_worker;
+
+-- Franchise LoRAs (admin only, schema queue). Nunchaku's 4-bit Qwen-Image cannot apply custom LoRAs, so a job
+-- whose franchise has an enabled row here is routed at insert to the bf16 variant with that LoRA; a franchise
+-- without a row is generated like any other job.
+create table queue.franchise_loras (
+  franchise text primary key,
+  lora text not null,
+  scale real not null default 1.0,
+  enabled boolean not null default true,
+  note text,
+  updated_at timestamptz not null default now(),
+  constraint franchise_is_normalized check (franchise = lower(btrim(franchise)) and length(franchise) between 1 and 64),
+  constraint lora_is_a_reference check (length(lora) between 1 and 512),
+  constraint scale_in_range check (scale > 0 and scale <= 2)
+);
+comment on table queue.franchise_loras is
+  'Admin: franchise (lower case, as parse-prompt names it: "pokémon") -> LoRA (a Hugging Face "org/repo" or "org/repo:file.safetensors", or a path on the weights '
+  'volume) and its scale. Jobs naming an enabled franchise run on variant bf16 with it.';

@@ -30,10 +30,13 @@ create table public.generation_jobs (
   true_cfg_scale real,
   seed bigint,
   init_image_path text,
+  franchise text,
   metadata jsonb not null default '{}'::jsonb,
 
-  -- resolved at insert from the style preset: the exact prompt the model gets
+  -- resolved at insert from the style preset and queue.franchise_loras: exactly what the model gets
   resolved_prompt text,
+  lora text,
+  lora_scale real,
 
   -- state
   status text not null default 'queued',
@@ -76,7 +79,8 @@ create table public.generation_jobs (
   constraint error_code_when_failed check (status <> 'failed' or error_code is not null),
   constraint resolved_request_is_complete check (
     variant is not null and steps is not null and true_cfg_scale is not null and seed is not null
-    and resolved_prompt is not null and negative_prompt is not null)
+    and resolved_prompt is not null and negative_prompt is not null),
+  constraint lora_only_on_bf16 check (lora is null or variant = 'bf16')
 );
 
 comment on table public.generation_jobs is
@@ -126,6 +130,7 @@ as $$
 declare
   v_style public.generation_styles;
   v_variant public.generation_variants;
+  v_lora queue.franchise_loras;
   v_len integer;
 begin
   -- prompt
@@ -205,6 +210,16 @@ begin
     end if;
   end if;
 
+  -- franchise: an enabled LoRA for it routes the job to bf16 (Nunchaku cannot apply custom LoRAs)
+  if new.franchise is not null then
+    if length(btrim(new.franchise)) not between 1 and 64 or new.franchise ~ '[[:cntrl:]]' then
+      raise exception using errcode = '22023', column = 'franchise',
+        message = 'franchise: must be 1 to 64 characters without control characters';
+    end if;
+    select * into v_lora from queue.franchise_loras f
+     where f.franchise = lower(btrim(new.franchise)) and f.enabled;
+  end if;
+
   -- style and variant
   select * into v_style from public.generation_styles s where s.id = new.style and s.enabled;
   if not found then
@@ -212,11 +227,13 @@ begin
       message = format('style: unknown style %L', new.style),
       hint = 'Use an id from public.generation_styles.';
   end if;
-  new.variant := coalesce(new.variant,
-                          case when new.init_image_path is not null then 'edit' end,
-                          v_style.default_variant);
+  new.variant := case when v_lora.lora is not null then 'bf16'
+                      else coalesce(new.variant,
+                                    case when new.init_image_path is not null then 'edit' end,
+                                    v_style.default_variant) end;
   select * into v_variant from public.generation_variants v where v.id = new.variant;
-  if not found or (not v_variant.enabled and tg_op = 'INSERT' and current_setting('role', true) in ('anon', 'authenticated')) then
+  if not found or (not v_variant.enabled and v_lora.lora is null and tg_op = 'INSERT'
+                   and current_setting('role', true) in ('anon', 'authenticated')) then
     raise exception using errcode = '22023', column = 'variant',
       message = format('variant: unknown variant %L', new.variant),
       hint = 'Use an enabled id from public.generation_variants, or leave it empty for the style''s default.';
@@ -232,6 +249,8 @@ begin
     new.true_cfg_scale := coalesce(new.true_cfg_scale, v_style.true_cfg_scale, v_variant.default_true_cfg_scale);
     new.negative_prompt := coalesce(new.negative_prompt, v_style.negative_prompt);
     new.seed := coalesce(new.seed, floor(random() * 4294967296)::bigint);
+    new.lora := v_lora.lora;
+    new.lora_scale := v_lora.scale;
     -- a blank expanded prompt counts as none
     new.resolved_prompt := replace(v_style.prompt_template, '{prompt}',
                                    btrim(coalesce(nullif(btrim(new.expanded_prompt, E' \t\r\n'), ''), new.prompt),
@@ -243,7 +262,7 @@ $$;
 
 create trigger generation_jobs_prepare_request
   before insert or update of prompt, expanded_prompt, negative_prompt, style, variant, width, height, steps,
-    true_cfg_scale, seed, init_image_path, metadata, client_request_id
+    true_cfg_scale, seed, init_image_path, franchise, metadata, client_request_id
   on public.generation_jobs
   for each row execute function public.generation_jobs_prepare_request();
 

@@ -5,7 +5,7 @@ alter table public.generation_jobs enable row level security;
 
 grant select on public.generation_jobs to authenticated;
 grant insert (prompt, expanded_prompt, negative_prompt, style, variant, width, height, steps, true_cfg_scale,
-              seed, init_image_path, client_request_id, metadata)
+              seed, init_image_path, franchise, client_request_id, metadata)
   on public.generation_jobs to authenticated;
 grant select on public.generation_jobs to tenkaigen_worker;
 

@@ -87,6 +87,7 @@ def test_a_malformed_job_id_in_the_cancel_rpc_is_a_type_error(admin, alice) -> N
         {"priority": 32767},
         {"attempts": 0, "max_attempts": 25},
         {"cost_usd": 0},
+        {"lora": "evil/repo/backdoor.safetensors", "lora_scale": 2},
         {"id": "00000000-0000-4000-8000-000000000002"},
     ],
 )

@@ -67,6 +67,7 @@ FIELD_VALUES: dict[str, st.SearchStrategy[object]] = {
     ),
     "seed": st.one_of(st.none(), st.integers(-(2**63), 2**63 - 1), json_scalar),
     "init_image_path": st.one_of(st.none(), text, st.just("{me}/in.png"), st.just("{me}/../x.png")),
+    "franchise": st.one_of(st.none(), text, st.sampled_from(["Pokémon", "sailor senshi", "x" * 65])),
     "client_request_id": st.one_of(st.none(), text, st.from_regex(r"[A-Za-z0-9._:-]{1,130}", fullmatch=True)),
     "metadata": st.one_of(json_value, st.dictionaries(text, json_value, max_size=6)),
 }
@@ -79,6 +80,9 @@ payloads = st.fixed_dictionaries(
 def fuzz_user(admin: psycopg.Connection) -> uuid.UUID:
     admin.execute("update queue.quota_limits set max_active_jobs = 1000000, max_jobs_per_hour = 1000000")
     user = create_user(admin)
+    admin.execute(
+        "insert into queue.franchise_loras (franchise, lora, scale) values ('pokémon', 'o/r/p.safetensors', 0.9)"
+    )
     admin.execute(
         "insert into storage.objects (bucket_id, name) values ('generation-inputs', %s)", (f"{user}/in.png",)
     )
@@ -96,7 +100,8 @@ def _assert_runnable(row: dict[str, object], user: uuid.UUID) -> None:
     assert 0 <= row["seed"] <= 4294967295
     assert isinstance(row["resolved_prompt"], str) and row["resolved_prompt"].strip(" \t\r\n")
     assert isinstance(row["negative_prompt"], str)
-    assert row["variant"] in {"lightning-4", "lightning-8", "base", "edit"}
+    assert row["variant"] in {"lightning-4", "lightning-8", "base", "edit", "bf16"}
+    assert (row["variant"] == "bf16") == (row["lora"] is not None)
     assert row["variant"] != "edit" or row["init_image_path"] == f"{user}/in.png"
     assert isinstance(row["metadata"], dict)
 

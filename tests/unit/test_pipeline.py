@@ -384,6 +384,20 @@ def test_bf16_variant_applies_a_franchise_lora_per_request(tmp_path):
     assert loaded.lora.active is None and not loaded.lora._handles
 
 
+def test_the_lora_scale_of_a_franchise_changes_the_image_and_is_recorded(tmp_path):
+    components = build_tiny_components()
+    lora = write_tiny_lora(tmp_path / "franchise.safetensors", components["transformer"])
+    loaded = pipeline.load_pipeline("bf16", components=components, device="cpu")
+    full, _ = run(loaded, variant="bf16", steps=2, true_cfg_scale=1.0, lora=str(lora))
+    half, _ = run(loaded, variant="bf16", steps=2, true_cfg_scale=1.0, lora=str(lora), lora_scale=0.5)
+    again, _ = run(loaded, variant="bf16", steps=2, true_cfg_scale=1.0, lora=str(lora), lora_scale=0.5)
+    assert png_pixels(half.png) != png_pixels(full.png)
+    assert again.png == half.png
+    assert png_text(half.png)["lora_scale"] == "0.5"
+    with pytest.raises(pipeline.InvalidRequest, match="lora_scale"):
+        run(loaded, variant="bf16", lora=str(lora), lora_scale=3)
+
+
 def test_a_kohya_style_lora_is_converted_and_applied(tmp_path):
     from safetensors.torch import load_file, save_file
 

@@ -31,6 +31,7 @@ class GenerationRequest:
     seed: int
     init_image: bytes | None = None
     lora: str | None = None
+    lora_scale: float = 1.0
 
 
 @dataclass(frozen=True, slots=True)
