@@ -50,6 +50,8 @@ class Job:
     seed: int
     init_image_path: str | None = None
     style: str | None = None
+    lora: str | None = None
+    lora_scale: float | None = None
     id_text: str = field(default="", compare=False)
     """The id as text, formatted once (it goes into logs, requests and the completion)."""
     result_key: str = field(default="", compare=False)
@@ -79,6 +81,8 @@ class Job:
             seed=int(row["seed"]),
             init_image_path=row.get("init_image_path"),
             style=row.get("style"),
+            lora=row.get("lora"),
+            lora_scale=None if row.get("lora_scale") is None else float(row["lora_scale"]),
         )
 
     def to_request(self, init_image: bytes | None = None) -> GenerationRequest:
@@ -94,6 +98,8 @@ class Job:
             true_cfg_scale=self.true_cfg_scale,
             seed=self.seed,
             init_image=init_image,
+            lora=self.lora,
+            lora_scale=1.0 if self.lora_scale is None else self.lora_scale,
         )
 
 

@@ -6,7 +6,7 @@
 -- claim_jobs --
 -- Claim up to max_jobs queued jobs: queued -> running, attempts + 1, leased to this worker (the columns a backend needs).
 select id, user_id, attempts, max_attempts, resolved_prompt, negative_prompt, variant, width, height, steps,
-       true_cfg_scale, seed, init_image_path, style
+       true_cfg_scale, seed, init_image_path, style, lora, lora_scale
 from queue.claim_jobs(%(worker_id)s, %(max_jobs)s, %(lease_seconds)s);
 
 -- renew_leases --
@@ -108,18 +108,45 @@ select %(user_id)s, %(prompt)s || ' #' || g, %(width)s, %(height)s, 'none', %(va
 from generate_series(1, %(n)s) as g;
 
 -- bench_insert_job --
--- Benchmark: insert one job as the owner and return its id (insert -> claim latency).
+-- Benchmark: insert one job as the owner; its id and when the row was written (insert -> claim latency).
 insert into public.generation_jobs (user_id, prompt, width, height, style, variant, steps)
 values (%(user_id)s, %(prompt)s, %(width)s, %(height)s, 'none', %(variant)s, %(steps)s)
-returning id;
+returning id, extract(epoch from clock_timestamp())::double precision as written_at, xmin::text as xid;
+
+-- bench_commit_times --
+-- Benchmark: when each inserting transaction committed (needs track_commit_timestamp = on).
+select x.xid, extract(epoch from pg_xact_commit_timestamp(x.xid::xid))::double precision as committed_at
+from unnest(%(xids)s::text[]) as x(xid);
 
 -- bench_count_by_status --
 -- Benchmark: how many jobs are in each status.
 select status, count(*)::integer as n from public.generation_jobs group by status;
 
 -- bench_reset --
--- Benchmark: empty the jobs table and the broadcast log between runs.
-truncate public.generation_jobs, realtime.messages;
+-- Benchmark: empty the jobs table, the completion audit and the broadcast log between runs.
+truncate public.generation_jobs, queue.job_completions, realtime.messages;
+
+-- bench_listeners --
+-- Benchmark: how many worker LISTEN connections are up (the workers are ready).
+select count(*)::integer from pg_stat_activity
+where datname = current_database() and application_name = 'tenkaigen-listener';
+
+-- bench_unfinished --
+-- Benchmark: whether any job is still queued or running (uses the user_active partial index).
+select exists (select from public.generation_jobs where status in ('queued', 'running'));
+
+-- bench_transactions --
+-- Benchmark: transactions committed or rolled back in this database so far (one per autocommit statement).
+select (xact_commit + xact_rollback)::bigint from pg_stat_database where datname = current_database();
+
+-- bench_clear_stats_snapshot --
+-- Benchmark: read fresh statistics on the next query.
+select pg_stat_clear_snapshot();
+
+-- bench_claim_times --
+-- Benchmark: when each job was claimed (epoch seconds of started_at) and its status.
+select id, extract(epoch from started_at)::double precision as started_at, status
+from public.generation_jobs where id = any(%(job_ids)s::uuid[]);
 
 -- bench_vacuum --
 -- Benchmark: vacuum and analyze the jobs table so each run starts from the same state.

@@ -203,7 +203,7 @@ class QueueClient:
 
 # ## Client-side requests (the PostgREST way), for `enqueue` and `dev --prompt`
 ENQUEUE_FIELDS = ("prompt", "expanded_prompt", "negative_prompt", "style", "variant", "width", "height", "steps",
-                  "true_cfg_scale", "seed", "init_image_path", "client_request_id", "metadata")
+                  "true_cfg_scale", "seed", "init_image_path", "franchise", "client_request_id", "metadata")
 
 
 class RateLimited(BadRequest):

@@ -339,14 +339,16 @@ class Runner:
             self._signal.clear()
             return True
         try:
-            await asyncio.wait_for(self._signal.wait(), seconds)
+            async with asyncio.timeout(seconds):
+                await self._signal.wait()
         except TimeoutError:
             return False
         self._signal.clear()
         return True
 
     def _start(self, job: Job) -> None:
-        active = ActiveJob(job=job, claimed_at=time.monotonic())
+        now = time.monotonic()
+        active = ActiveJob(job=job, claimed_at=now, last_progress_write=now)
         self._active[job.id] = active
         active.task = asyncio.create_task(self._run_job(active))
         if log.isEnabledFor(logging.DEBUG):
@@ -471,8 +473,8 @@ class Runner:
         if active.progress_task is not None and not active.progress_task.done():
             return
         now = time.monotonic()
-        if active.progress_writes and now - active.last_progress_write < self.progress_interval:
-            return
+        if now - active.last_progress_write < self.progress_interval:
+            return                                 # at most one write per interval, the first one interval in
         active.last_progress_write = now
         active.progress_writes += 1
         active.progress_task = asyncio.create_task(self._write_progress(active, step / total))

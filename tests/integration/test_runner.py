@@ -7,6 +7,7 @@ import uuid
 from pathlib import Path
 
 import psycopg
+import pytest
 from PIL import Image
 
 from tests.integration.conftest import completions, job_row, wait_for, wait_status
@@ -260,3 +261,19 @@ async def test_cost_is_computed_from_the_gpu_price_table(admin, make_job, start_
     await start_worker(backend=backend, gpu_prices={"L40S": 0.0005})
     row = await wait_for(wait_status(admin, job_id, "succeeded"), message="job")
     assert float(row["gpu_seconds"]) == 10.0 and float(row["cost_usd"]) == 0.005
+
+
+async def test_a_franchise_job_reaches_the_backend_with_its_lora(admin, user, start_worker) -> None:
+    admin.execute("insert into queue.franchise_loras (franchise, lora, scale) "
+                  "values ('naruto', 'org/naruto-lora:naruto.safetensors', 0.8)")
+    seen: list[tuple[str, str | None, float]] = []
+
+    class Recording(FaultInjectingBackend):
+        async def generate(self, request, on_progress):  # type: ignore[no-untyped-def]
+            seen.append((request.variant, request.lora, request.lora_scale))
+            return await super().generate(request, on_progress)
+
+    job_id = enqueue_as(admin, user, "a ninja", franchise="Naruto")
+    await start_worker(backend=Recording())
+    await wait_for(wait_status(admin, job_id, "succeeded"), message="franchise job")
+    assert seen == [("bf16", "org/naruto-lora:naruto.safetensors", pytest.approx(0.8))]

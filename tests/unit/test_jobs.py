@@ -13,7 +13,7 @@ def claimed_row(**overrides: object) -> dict[str, object]:
         "id": uuid.uuid4(), "user_id": uuid.uuid4(), "attempts": 2, "max_attempts": 3,
         "resolved_prompt": "anime style illustration of a cat", "negative_prompt": None, "variant": "lightning-8",
         "width": 1024, "height": 768, "steps": 8, "true_cfg_scale": 1.0, "seed": 4294967295,
-        "init_image_path": None, "style": "anime"}
+        "init_image_path": None, "style": "anime", "lora": None, "lora_scale": None}
     row.update(overrides)
     return row
 
@@ -31,6 +31,14 @@ def test_the_backend_request_carries_the_resolved_fields() -> None:
     assert (request.job_id, request.width, request.height, request.steps, request.seed) == (
         str(job.id), 1024, 768, 8, 4294967295)
     assert request.init_image == b"init" and request.prompt == job.prompt
+    assert request.lora is None and request.lora_scale == 1.0
+
+
+def test_a_franchise_lora_reaches_the_backend() -> None:
+    job = Job.from_row(claimed_row(variant="bf16", lora="loras/naruto.safetensors", lora_scale=0.8))
+    request = job.to_request()
+    assert (request.variant, request.lora, request.lora_scale) == ("bf16", "loras/naruto.safetensors",
+                                                                   job.lora_scale)
 
 
 def test_job_status_names_are_the_contract() -> None:

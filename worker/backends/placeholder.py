@@ -6,6 +6,7 @@ says what it is, and the job row records backend = placeholder.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import io
 import textwrap
@@ -78,6 +79,7 @@ def render(request: GenerationRequest) -> bytes:
     return out.getvalue()
 
 
+@functools.lru_cache(maxsize=32)
 def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
     try:
         return ImageFont.load_default(size=size)
