@@ -1,0 +1,773 @@
+"""Chaos runs (`scripts/chaos`): real worker processes on a real PostgreSQL, under faults, and the invariants that
+must survive them, checked from the DATABASE (and the stored objects), never from the workers' logs.
+
+Each scenario gets its own throwaway `LocalCluster` (stand-in + every migration), its own storage directory and
+3 worker processes (`python -m worker worker`, backend `chaos`: the placeholder's pixels plus injected latency
+and faults, see `worker/backends/chaos.py`). Jobs are inserted as an admin (not rate limited) with
+`max_attempts = 25`, because kills and stalls consume attempts. Everything stays on 127.0.0.1.
+
+Scenarios (issue 6, deliverable 1):
+- `kill-9`      a random worker is `kill -9`ed every few seconds and restarted at once;
+- `pg-restart`  PostgreSQL is stopped (fast, immediate, …) and started again while the workers run;
+- `faults`      backend faults: 20 % of the jobs get transient errors, call timeouts or crashes, a few get
+                permanent errors; none of them may end anywhere but where the fault says;
+- `stale-lease` a lease expires while its worker is still generating (the worker's event loop is blocked, or the
+                whole process is frozen with SIGSTOP): the job is reaped and completed by another worker; the
+                stale worker's result must change nothing, neither the row nor the stored object;
+- `hang`        (opt-in, `--scenario hang`) a backend call that never returns: without a per-job generation
+                timeout in the runner the job is held (lease renewed) forever.
+
+Invariants (a violation each time one breaks; any violation fails the run):
+1. every job is terminal at the end (succeeded, failed or canceled) within the scenario's deadline;
+2. attempts <= max_attempts;
+3. a `succeeded` job has result_path `<user_id>/<job_id>.png`, exactly one stored object there, whose pixels are
+   what the placeholder renders for the job's own row;
+4. `queue.job_completions` has exactly one row per succeeded job (with its attempt and path) and none for others;
+5. nothing touched a succeeded job after its completion: the row (`updated_at` = the completion's time) and the
+   object (modified before the completion, written by the worker that completed it);
+6. a job with only transient faults ends `succeeded` (after at least that many attempts); a job with a permanent
+   fault ends `failed` with error_code `bad_request` and its exact message;
+7. no job stays `running` past its lease (plus the reaper's interval and the scenario's stall) while the
+   database is up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import typing
+import uuid
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+TERMINAL = ("succeeded", "failed", "canceled")
+MAX_ATTEMPTS = 25
+USERS = 4
+SIZES = (256, 320, 384)
+STEPS = 4
+WORKER_START_TIMEOUT = 30.0
+RESULTS_BUCKET = "generated-designs"
+
+
+# ## Scenario plans
+@dataclass(frozen=True)
+class Plan:
+    name: str
+    title: str
+    jobs: int
+    deadline: float                                  # seconds for all jobs to become terminal
+    workers: int = 3
+    concurrency: int = 4
+    lease_seconds: int = 3
+    reap_interval: float = 0.5
+    poll_interval: float = 0.5
+    latency: tuple[float, float] = (0.05, 0.3)
+    insert_batches: int = 10
+    insert_gap: float = 1.0
+    kill_every: tuple[float, float] | None = None   # seconds between two kill -9
+    restarts: tuple[str, ...] = ()                   # pg_ctl stop modes, in order
+    restart_downtime: tuple[float, float] = (0.5, 3.0)
+    fault_rate: float = 0.0                          # share of jobs with transient faults / timeouts / crashes
+    permanent: int = 0                               # jobs with a permanent fault
+    timeout_seconds: float = 1.5                     # the chaos backend's own call deadline
+    block_jobs: int = 0                              # jobs whose first call blocks its worker's event loop
+    block_seconds: float = 0.0
+    stall_every: tuple[float, float] | None = None   # seconds between two SIGSTOP/SIGCONT stalls of a worker
+    stall_seconds: float = 0.0
+    hang_jobs: int = 0
+    extra_env: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def stall_allowance(self) -> float:
+        """How long past its lease a job may legitimately stay `running` in this scenario."""
+        return self.lease_seconds + 4 * self.reap_interval + max(self.block_seconds, self.stall_seconds) + 5.0
+
+
+def plans(quick: bool) -> dict[str, Plan]:
+    if quick:
+        return {
+            "kill-9": Plan("kill-9", "random kill -9 + restart", jobs=600, deadline=120, kill_every=(1.5, 3.0)),
+            "pg-restart": Plan("pg-restart", "PostgreSQL fast + immediate restart", jobs=300, deadline=120,
+                               restarts=("fast", "immediate")),
+            "faults": Plan("faults", "backend faults 20 % + permanent", jobs=300, deadline=120, fault_rate=0.2,
+                           permanent=6),
+            "stale-lease": Plan("stale-lease", "lease expires mid-generation", jobs=24, deadline=90,
+                                insert_batches=1, latency=(0.3, 1.0), block_jobs=4, block_seconds=7.0,
+                                stall_every=(6.0, 8.0), stall_seconds=6.0),
+            "hang": Plan("hang", "backend call that never returns", jobs=20, deadline=45, insert_batches=1,
+                         hang_jobs=3, extra_env=(("TENKAIGEN_GENERATION_TIMEOUT_SECONDS", "5"),)),
+        }
+    return {
+        "kill-9": Plan("kill-9", "random kill -9 + restart", jobs=2000, deadline=600, kill_every=(2.0, 5.0),
+                       insert_batches=20),
+        "pg-restart": Plan("pg-restart", "PostgreSQL fast + immediate restarts", jobs=2000, deadline=600,
+                           insert_batches=20, restarts=("fast", "immediate", "fast", "immediate")),
+        "faults": Plan("faults", "backend faults 20 % + permanent", jobs=2000, deadline=600, insert_batches=20,
+                       fault_rate=0.2, permanent=20),
+        "stale-lease": Plan("stale-lease", "lease expires mid-generation", jobs=120, deadline=300,
+                            insert_batches=4, insert_gap=5.0, latency=(0.3, 1.5), block_jobs=16,
+                            block_seconds=7.0, stall_every=(5.0, 8.0), stall_seconds=6.0),
+        "hang": Plan("hang", "backend call that never returns", jobs=60, deadline=60, insert_batches=1,
+                     hang_jobs=6, extra_env=(("TENKAIGEN_GENERATION_TIMEOUT_SECONDS", "5"),)),
+    }
+
+
+DEFAULT_SCENARIOS = ("kill-9", "pg-restart", "faults", "stale-lease")
+
+
+# ## Jobs and what each must end as
+@dataclass
+class JobSpec:
+    user_id: uuid.UUID
+    prompt: str
+    width: int
+    height: int
+    expect: str                       # succeeded | failed | terminal
+    message: str | None = None        # the exact error_message of an expected failure
+    faults: int = 0                   # failing calls injected before it can succeed
+    kind: str = "plain"               # plain | transient | timeout | crash | permanent | block | hang
+
+    def metadata(self) -> dict[str, Any]:
+        return {"chaos": {"expect": self.expect, "message": self.message, "faults": self.faults, "kind": self.kind}}
+
+
+def make_jobs(plan: Plan, users: list[uuid.UUID], rng: random.Random) -> list[JobSpec]:
+    from worker.backends.chaos import permanent_message
+
+    kinds: list[tuple[str, int]] = []
+    n_faulty = round(plan.jobs * plan.fault_rate)
+    for i in range(n_faulty):
+        # transient errors and call timeouts make most of the 20 %, unexpected crashes the rest
+        kind = ("transient", "transient", "timeout", "timeout", "crash")[i % 5]
+        kinds.append((kind, 1 if kind != "transient" or i % 3 else 2))
+    kinds += [("permanent", 1)] * plan.permanent
+    kinds += [("block", 1)] * plan.block_jobs
+    kinds += [("hang", 1)] * plan.hang_jobs
+    kinds += [("plain", 0)] * max(0, plan.jobs - len(kinds))
+    rng.shuffle(kinds)
+    jobs = []
+    for i, (kind, n) in enumerate(kinds[: plan.jobs]):
+        words = rng.choice(("a red fox", "a tin robot", "a paper crane", "a koi pond", "a neon city", "ramen"))
+        base = f"chaos {plan.name} #{i} {words}"
+        spec = JobSpec(user_id=users[i % len(users)], prompt=base, width=rng.choice(SIZES),
+                       height=rng.choice(SIZES), expect="succeeded")
+        spec.kind = kind
+        if kind in ("transient", "timeout", "crash"):
+            spec.prompt += f" [{kind}={n}]"
+            spec.faults = n
+        elif kind == "permanent":
+            spec.prompt += f" [permanent={i}]"
+            spec.expect, spec.message, spec.faults = "failed", permanent_message(i), 1
+        elif kind == "block":
+            spec.prompt += f" [block={plan.block_seconds:g}]"
+            spec.faults = 1
+        elif kind == "hang":
+            spec.prompt += " [hang=1]"
+            spec.faults = 1
+        jobs.append(spec)
+    return jobs
+
+
+# ## Worker processes
+def chaos_backend_is_registered() -> bool:
+    """Whether `TENKAIGEN_BACKEND=chaos` is accepted by the settings and the backend registry."""
+    from worker.backends.registry import BACKEND_MODULES
+    from worker.config import BackendName
+
+    return "chaos" in BACKEND_MODULES and "chaos" in typing.get_args(BackendName)
+
+
+@dataclass
+class WorkerProc:
+    slot: int
+    generation: int
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    stopped_until: float | None = None     # SIGSTOPped until this monotonic time
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+
+class Workers:
+    """The scenario's worker processes: spawn, kill -9, stall, stop."""
+
+    def __init__(self, plan: Plan, dsn: str, root: Path, seed: int) -> None:
+        self.plan = plan
+        self.dsn = dsn
+        self.root = root
+        self.seed = seed
+        self.procs: list[WorkerProc] = []
+        self.generation = 0
+        self.native = chaos_backend_is_registered()
+        (root / "logs").mkdir(parents=True, exist_ok=True)
+
+    def env(self) -> dict[str, str]:
+        from worker.migrate import PROJECT_ROOT  # noqa: F401  (import check: the package is importable)
+
+        plan = self.plan
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("TENKAIGEN_", "SUPABASE_", "MODAL_"))}
+        env.update({
+            "DATABASE_URL": self.dsn,
+            "TENKAIGEN_BACKEND": "chaos" if self.native else "placeholder",
+            "TENKAIGEN_STORAGE": "local",
+            "TENKAIGEN_LOCAL_STORAGE_DIR": str(self.root / "storage"),
+            "TENKAIGEN_METRICS_PORT": "0",
+            "TENKAIGEN_CONCURRENCY": str(plan.concurrency),
+            "TENKAIGEN_LEASE_SECONDS": str(plan.lease_seconds),
+            "TENKAIGEN_PROGRESS_INTERVAL": str(min(1.0, plan.lease_seconds / 3)),
+            "TENKAIGEN_POLL_INTERVAL": str(plan.poll_interval),
+            "TENKAIGEN_REAP_INTERVAL": str(plan.reap_interval),
+            "TENKAIGEN_GRACE_PERIOD": "20",
+            "TENKAIGEN_LOG_FORMAT": "json",
+            "TENKAIGEN_LOG_LEVEL": "INFO",
+            "TENKAIGEN_RETENTION_DAYS": "0",
+            "TENKAIGEN_CHAOS_LATENCY": f"{plan.latency[0]},{plan.latency[1]}",
+            "TENKAIGEN_CHAOS_SEED": str(self.seed),
+            "TENKAIGEN_CHAOS_TIMEOUT_SECONDS": str(plan.timeout_seconds),
+            "TENKAIGEN_CHAOS_STATE_DIR": str(self.root / "calls"),
+            "PYTHONUNBUFFERED": "1",
+        })
+        env.update(dict(plan.extra_env))
+        return env
+
+    def command(self) -> list[str]:
+        if self.native:
+            return [sys.executable, "-m", "worker", "worker"]
+        return [sys.executable, "-m", "worker.chaos", "_worker"]
+
+    def spawn(self, slot: int) -> WorkerProc:
+        from worker.migrate import PROJECT_ROOT
+
+        self.generation += 1
+        log_path = self.root / "logs" / f"w{slot}-{self.generation}.log"
+        with open(log_path, "wb") as log:
+            process = subprocess.Popen(self.command(), cwd=PROJECT_ROOT, env=self.env(), stdout=log,
+                                       stderr=subprocess.STDOUT, start_new_session=True)
+        proc = WorkerProc(slot, self.generation, process, log_path)
+        if slot < len(self.procs):
+            self.procs[slot] = proc
+        else:
+            self.procs.append(proc)
+        return proc
+
+    def start(self) -> None:
+        for slot in range(self.plan.workers):
+            self.spawn(slot)
+        deadline = time.monotonic() + WORKER_START_TIMEOUT
+        while time.monotonic() < deadline:
+            if all("worker started" in p.log_path.read_text(errors="replace") for p in self.procs):
+                return
+            dead = [p for p in self.procs if not p.alive()]
+            if dead:
+                raise RuntimeError(f"worker exited at start:\n{dead[0].log_path.read_text(errors='replace')[-3000:]}")
+            time.sleep(0.1)
+        raise RuntimeError("workers did not start within 30 s")
+
+    def kill9(self, rng: random.Random) -> WorkerProc | None:
+        candidates = [p for p in self.procs if p.alive() and p.stopped_until is None]
+        if not candidates:
+            return None
+        victim = rng.choice(candidates)
+        os.kill(victim.pid, signal.SIGKILL)
+        victim.process.wait(10)
+        self.spawn(victim.slot)
+        return victim
+
+    def stall(self, rng: random.Random, seconds: float) -> WorkerProc | None:
+        candidates = [p for p in self.procs if p.alive() and p.stopped_until is None]
+        if not candidates:
+            return None
+        victim = rng.choice(candidates)
+        os.kill(victim.pid, signal.SIGSTOP)
+        victim.stopped_until = time.monotonic() + seconds
+        return victim
+
+    def tick(self) -> None:
+        now = time.monotonic()
+        for p in self.procs:
+            if p.stopped_until is not None and now >= p.stopped_until:
+                os.kill(p.pid, signal.SIGCONT)
+                p.stopped_until = None
+
+    def respawn_dead(self) -> list[WorkerProc]:
+        """Workers that exited on their own (not killed by us): restart them, and report them."""
+        died = [p for p in self.procs if not p.alive()]
+        for p in died:
+            self.spawn(p.slot)
+        return died
+
+    def stop(self) -> list[str]:
+        """SIGTERM every worker (SIGCONT first), wait; problems as text."""
+        problems = []
+        for p in self.procs:
+            if p.alive():
+                if p.stopped_until is not None:
+                    os.kill(p.pid, signal.SIGCONT)
+                    p.stopped_until = None
+                p.process.send_signal(signal.SIGTERM)
+        for p in self.procs:
+            try:
+                code = p.process.wait(40)
+            except subprocess.TimeoutExpired:
+                p.process.kill()
+                p.process.wait()
+                problems.append(f"worker {p.pid} ignored SIGTERM for 40 s (killed; log {p.log_path})")
+                continue
+            if code != 0:
+                problems.append(f"worker {p.pid} exited {code} on SIGTERM (log {p.log_path})")
+        return problems
+
+    def kill_all(self) -> None:
+        for p in self.procs:
+            if p.alive():
+                with _suppress():
+                    os.kill(p.pid, signal.SIGKILL)
+                with _suppress():
+                    p.process.wait(10)
+
+    def log_count(self, needle: str) -> int:
+        total = 0
+        for path in (self.root / "logs").glob("*.log"):
+            total += path.read_text(errors="replace").count(needle)
+        return total
+
+
+class _suppress:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> bool:
+        return True
+
+
+# ## The database side
+class Db:
+    """The harness's own admin connection, reconnecting across PostgreSQL restarts."""
+
+    def __init__(self, dsn: str) -> None:
+        self.dsn = dsn
+        self._conn: Any = None
+
+    def conn(self) -> Any:
+        import psycopg
+        from psycopg.rows import dict_row
+
+        if self._conn is None or self._conn.closed or self._conn.broken:
+            self._conn = psycopg.connect(self.dsn, autocommit=True, row_factory=dict_row, connect_timeout=5,
+                                         application_name="tenkaigen-chaos")
+        return self._conn
+
+    def query(self, sql: str, params: Any = None) -> list[dict[str, Any]] | None:
+        """Rows, or None while the database is unreachable."""
+        import psycopg
+
+        try:
+            return list(self.conn().execute(sql, params).fetchall())
+        except psycopg.OperationalError:
+            self.close()
+            return None
+
+    def close(self) -> None:
+        if self._conn is not None:
+            with _suppress():
+                self._conn.close()
+        self._conn = None
+
+
+def create_users(db: Db, n: int) -> list[uuid.UUID]:
+    users = [uuid.uuid4() for _ in range(n)]
+    for u in users:
+        db.conn().execute(
+            "insert into auth.users (id, email, aud, role, raw_app_meta_data, raw_user_meta_data) "
+            "values (%s, %s, 'authenticated', 'authenticated', '{}', '{}')", (u, f"chaos-{u.hex[:8]}@example.test"))
+    return users
+
+
+def insert_jobs(db: Db, jobs: list[JobSpec]) -> None:
+    """As an admin (postgres): not rate limited; max_attempts generous because kills consume attempts."""
+    from psycopg.types.json import Jsonb
+
+    with db.conn().cursor() as cur:
+        cur.executemany(
+            "insert into public.generation_jobs (user_id, prompt, width, height, style, steps, max_attempts, "
+            "metadata) values (%s, %s, %s, %s, 'none', %s, %s, %s)",
+            [(j.user_id, j.prompt, j.width, j.height, STEPS, MAX_ATTEMPTS, Jsonb(j.metadata())) for j in jobs])
+
+
+# ## One scenario
+@dataclass
+class Result:
+    scenario: str
+    title: str
+    jobs: int = 0
+    kills: int = 0
+    restarts: int = 0
+    stalls: int = 0
+    faults: int = 0
+    duration: float = 0.0
+    violations: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return not self.violations
+
+
+def run_scenario(plan: Plan, *, seed: int, keep: bool, console: Any) -> Result:
+    from worker.migrate import migrate
+    from worker.pgcluster import LocalCluster
+
+    started = time.monotonic()
+    rng = random.Random(f"{seed}:{plan.name}")
+    result = Result(plan.name, plan.title, jobs=plan.jobs)
+    root = Path(tempfile.mkdtemp(prefix=f"tenkaigen-chaos-{plan.name}-"))
+    cluster = LocalCluster.temporary(prefix=f"tenkaigen-chaos-pg-{plan.name}-")
+    workers: Workers | None = None
+    db: Db | None = None
+    try:
+        cluster.start()
+        migrate(cluster.dsn, standin=True)
+        db = Db(cluster.dsn)
+        users = create_users(db, USERS)
+        jobs = make_jobs(plan, users, rng)
+        result.faults = sum(j.faults for j in jobs)
+        workers = Workers(plan, cluster.dsn, root, seed)
+        workers.start()
+        _drive(plan, db, cluster, workers, jobs, rng, result, console)
+        result.violations += workers.stop()
+        result.stats["lease_lost_log_lines"] = workers.log_count("lease lost")
+        result.stats["worker_logs"] = str(root / "logs")
+        if plan.restarts:
+            # a stop right after a restart must not count: wait until the database answers again
+            _wait_db(db, 30)
+        check_invariants(plan, db, root / "storage", result)
+    except Exception as exc:  # the harness itself failed: that is a failed scenario, with the reason
+        result.violations.append(f"harness error: {type(exc).__name__}: {exc}")
+    finally:
+        if workers is not None:
+            workers.kill_all()
+        if db is not None:
+            db.close()
+        result.duration = time.monotonic() - started
+        with _suppress():
+            cluster.destroy()
+        if keep or result.violations:
+            result.notes.append(f"kept {root} (worker logs, storage, call markers)")
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+    return result
+
+
+def _wait_db(db: Db, within: float) -> None:
+    deadline = time.monotonic() + within
+    while db.query("select 1") is None:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"PostgreSQL did not come back within {within:.0f} s")
+        time.sleep(0.2)
+
+
+def _drive(plan: Plan, db: Db, cluster: Any, workers: Workers, jobs: list[JobSpec], rng: random.Random,
+           result: Result, console: Any) -> None:
+    """Insert, inject faults, watch; return once every job is terminal or the deadline passed."""
+    batches = [jobs[i::plan.insert_batches] for i in range(plan.insert_batches)]
+    t0 = time.monotonic()
+    next_insert = t0
+    next_kill = t0 + rng.uniform(*plan.kill_every) if plan.kill_every else None
+    next_stall = t0 + rng.uniform(*plan.stall_every) if plan.stall_every else None
+    restarts = list(plan.restarts)
+    next_check = t0
+    max_overdue = 0.0
+    terminal = 0
+    deadline = t0 + plan.deadline
+    while True:
+        now = time.monotonic()
+        workers.tick()
+        if batches and now >= next_insert:
+            insert_jobs(db, batches.pop(0))
+            next_insert = now + plan.insert_gap
+        if next_kill is not None and now >= next_kill and terminal < plan.jobs:
+            if workers.kill9(rng) is not None:
+                result.kills += 1
+            next_kill = now + rng.uniform(*plan.kill_every)  # type: ignore[misc]
+        if next_stall is not None and now >= next_stall and terminal < plan.jobs:
+            if workers.stall(rng, plan.stall_seconds) is not None:
+                result.stalls += 1
+            next_stall = now + plan.stall_seconds + rng.uniform(*plan.stall_every)  # type: ignore[misc]
+        if restarts and not batches and terminal >= plan.jobs * restart_points(plan)[result.restarts]:
+            mode = restarts.pop(0)
+            cluster.stop(mode)
+            time.sleep(rng.uniform(*plan.restart_downtime))
+            cluster.start()
+            result.restarts += 1
+            db.close()
+            continue
+        for died in workers.respawn_dead():
+            result.violations.append(f"worker {died.pid} exited on its own with {died.process.returncode} "
+                                     f"(log {died.log_path})")
+        if now >= next_check:
+            next_check = now + 0.5
+            rows = db.query(
+                "select count(*) filter (where status in ('succeeded', 'failed', 'canceled')) as terminal, "
+                "coalesce(max(extract(epoch from now() - lease_expires_at)) "
+                "filter (where status = 'running'), 0)::float8 as overdue from public.generation_jobs")
+            if rows is not None:
+                terminal = rows[0]["terminal"]
+                overdue = max(0.0, rows[0]["overdue"])
+                max_overdue = max(max_overdue, overdue)
+                if overdue > plan.stall_allowance:
+                    stuck = db.query(
+                        "select id, locked_by, attempts from public.generation_jobs where status = 'running' "
+                        "and lease_expires_at < now() - make_interval(secs => %s)", (plan.stall_allowance,)) or []
+                    for row in stuck:
+                        msg = (f"job {row['id']} stuck running {overdue:.1f} s past its lease "
+                               f"(locked_by {row['locked_by']}, attempt {row['attempts']})")
+                        if msg.split(" stuck")[0] not in " ".join(result.violations):
+                            result.violations.append(msg)
+                if not batches and terminal >= plan.jobs and not restarts:
+                    break
+        if now > deadline:
+            rows = db.query("select status, count(*) as n from public.generation_jobs group by status") or []
+            result.notes.append("deadline passed: " + ", ".join(f"{r['status']} {r['n']}" for r in rows))
+            held = db.query(
+                "select id, locked_by, attempts, extract(epoch from now() - started_at)::float8 as age, "
+                "extract(epoch from lease_expires_at - now())::float8 as lease_left "
+                "from public.generation_jobs where status = 'running' order by started_at") or []
+            for row in held:
+                result.violations.append(
+                    f"job {row['id']} still running at the deadline, {row['age']:.0f} s after its claim by "
+                    f"{row['locked_by']} (attempt {row['attempts']}, lease "
+                    f"{'renewed: ' + format(row['lease_left'], '.1f') + ' s left' if row['lease_left'] > 0 else 'expired'})")
+            break
+        time.sleep(0.05)
+    result.stats["max_lease_overdue_s"] = round(max_overdue, 1)
+    result.stats["drive_s"] = round(time.monotonic() - t0, 1)
+
+
+def restart_points(plan: Plan) -> list[float]:
+    """Restart k happens once this share of the jobs is terminal (spread over the run)."""
+    n = len(plan.restarts)
+    return [(k + 1) / (n + 2) for k in range(n)]
+
+
+# ## Invariants
+def check_invariants(plan: Plan, db: Db, storage: Path, result: Result) -> None:
+    from PIL import Image
+
+    from worker.backends.chaos import split_provenance
+    from worker.backends.placeholder import render
+    from worker.jobs import Job
+
+    rows = db.query("select j.*, extract(epoch from j.updated_at)::float8 as updated_epoch "
+                    "from public.generation_jobs j order by created_at")
+    completions = db.query(
+        "select job_id, attempt, worker_id, result_path, extract(epoch from completed_at)::float8 as completed_epoch "
+        "from queue.job_completions order by id")
+    if rows is None or completions is None:
+        result.violations.append("the database was unreachable at the end")
+        return
+    by_job: dict[uuid.UUID, list[dict[str, Any]]] = {}
+    for c in completions:
+        by_job.setdefault(c["job_id"], []).append(c)
+    v = result.violations
+    statuses: Counter[str] = Counter()
+    attempts: Counter[int] = Counter()
+    kinds: Counter[str] = Counter()
+    known = {row["id"] for row in rows}
+    for job_id in by_job.keys() - known:
+        v.append(f"completion rows for an unknown job {job_id}")
+    if len(rows) != plan.jobs:
+        v.append(f"{len(rows)} job rows, {plan.jobs} inserted")
+    results_root = storage / RESULTS_BUCKET
+    seen_files: set[Path] = set()
+    for row in rows:
+        jid, status = row["id"], row["status"]
+        meta = (row["metadata"] or {}).get("chaos", {})
+        statuses[status] += 1
+        attempts[row["attempts"]] += 1
+        kinds[meta.get("kind", "?")] += 1
+        done = by_job.get(jid, [])
+        tag = f"job {jid} ({meta.get('kind', '?')}, attempt {row['attempts']})"
+        if status not in TERMINAL:
+            v.append(f"{tag} not terminal: {status} (locked_by {row['locked_by']})")
+        if row["attempts"] > row["max_attempts"]:
+            v.append(f"{tag}: attempts {row['attempts']} > max_attempts {row['max_attempts']}")
+        expect = meta.get("expect")
+        if expect == "succeeded" and status != "succeeded" and status in TERMINAL:
+            v.append(f"{tag} expected succeeded, ended {status}: {row['error_code']}: {row['error_message']}")
+        if expect == "failed" and (status != "failed" or row["error_code"] != "bad_request"
+                                   or row["error_message"] != meta.get("message")):
+            v.append(f"{tag} expected failed/bad_request {meta.get('message')!r}, ended {status}/"
+                     f"{row['error_code']} {row['error_message']!r}")
+        if status == "succeeded" and meta.get("kind") in ("transient", "timeout", "crash") \
+                and row["attempts"] < meta.get("faults", 0) + 1:
+            v.append(f"{tag} succeeded in {row['attempts']} attempt(s) despite {meta.get('faults')} injected fault(s)")
+        if status != "succeeded":
+            if done:
+                v.append(f"{tag} is {status} but has {len(done)} completion row(s)")
+            continue
+        # succeeded: one completion, one object, the right pixels, untouched afterwards
+        key = f"{row['user_id']}/{jid}.png"
+        if row["result_path"] != key:
+            v.append(f"{tag}: result_path {row['result_path']!r}, expected {key!r}")
+        if len(done) != 1:
+            v.append(f"{tag} completed {len(done)} times: " + ", ".join(
+                f"attempt {c['attempt']} by {c['worker_id']}" for c in done))
+            if not done:
+                continue
+        completion = done[-1]
+        if completion["attempt"] != row["attempts"] or completion["result_path"] != row["result_path"]:
+            v.append(f"{tag}: completion row says attempt {completion['attempt']} / {completion['result_path']}")
+        if row["updated_epoch"] > completion["completed_epoch"] + 1e-6:
+            v.append(f"{tag}: the row changed {row['updated_epoch'] - completion['completed_epoch']:.3f} s "
+                     "after its completion")
+        path = results_root / key
+        seen_files.add(path)
+        try:
+            stored = path.read_bytes()
+            mtime = path.stat().st_mtime
+        except FileNotFoundError:
+            v.append(f"{tag}: no stored object at {RESULTS_BUCKET}/{key}")
+            continue
+        pixels_png, provenance = split_provenance(stored)
+        writer = (provenance or "").split(" ")[0].removeprefix("worker=")
+        late = mtime - completion["completed_epoch"]
+        if late > 0 or (provenance is not None and writer != completion["worker_id"]):
+            v.append(f"{tag}: the winner's object was overwritten: completed by {completion['worker_id']}, object "
+                     f"written {f'{late:.3f} s after' if late > 0 else 'before'} the completion by "
+                     f"{writer or 'an unknown writer'}")
+        expected = render(Job.from_row(row).to_request())
+        if pixels_png != expected and not _same_pixels(pixels_png, expected, Image):
+            v.append(f"{tag}: the stored image does not match its own request")
+    # objects that no succeeded job owns
+    orphans = [p for p in results_root.rglob("*.png") if p not in seen_files] if results_root.exists() else []
+    temp = list(results_root.rglob(".upload-*")) if results_root.exists() else []
+    result.stats.update({
+        "statuses": dict(statuses),
+        "attempts_max": max(attempts) if attempts else 0,
+        "attempts_total": sum(k * n for k, n in attempts.items()),
+        "retried_jobs": sum(n for k, n in attempts.items() if k > 1),
+        "completions": len(completions),
+        "kinds": dict(kinds),
+        "orphan_objects": len(orphans),
+        "orphan_temp_files": len(temp),
+    })
+    if orphans:
+        result.notes.append(f"{len(orphans)} stored object(s) belong to no succeeded job (uploaded by an attempt "
+                            "that did not complete)")
+    if temp:
+        result.notes.append(f"{len(temp)} half-written temp file(s) left by killed workers (local storage)")
+
+
+def _same_pixels(a: bytes, b: bytes, image_module: Any) -> bool:
+    try:
+        with image_module.open(io.BytesIO(a)) as x, image_module.open(io.BytesIO(b)) as y:
+            return bool(x.size == y.size and x.convert("RGB").tobytes() == y.convert("RGB").tobytes())
+    except Exception:
+        return False
+
+
+# ## Output
+def render_table(results: list[Result], console: Any, title: str) -> None:
+    from rich.table import Table
+
+    table = Table(title=title)
+    for name, justify in (("scenario", "left"), ("jobs", "right"), ("kills", "right"), ("restarts", "right"),
+                          ("stalls", "right"), ("faults", "right"), ("retried", "right"),
+                          ("max attempts", "right"), ("duration", "right"), ("violations", "right")):
+        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    for r in results:
+        table.add_row(
+            r.scenario, str(r.jobs), str(r.kills), str(r.restarts), str(r.stalls), str(r.faults),
+            str(r.stats.get("retried_jobs", "-")), str(r.stats.get("attempts_max", "-")), f"{r.duration:.0f} s",
+            "[green]0[/green]" if r.passed else f"[red]{len(r.violations)}[/red]")
+    console.print(table)
+    for r in results:
+        for line in r.violations[:15]:
+            console.print(f"[red]VIOLATION[/red] {r.scenario}: {line}", markup=True, highlight=False)
+        if len(r.violations) > 15:
+            console.print(f"[red]VIOLATION[/red] {r.scenario}: … and {len(r.violations) - 15} more")
+        for line in r.notes:
+            console.print(f"note {r.scenario}: {line}", highlight=False)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from rich.console import Console
+
+    parser = argparse.ArgumentParser(prog="scripts/chaos", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="the short version (under 3 minutes)")
+    parser.add_argument("--scenario", action="append", choices=sorted(plans(True)),
+                        help=f"run only this scenario (repeatable; default {', '.join(DEFAULT_SCENARIOS)})")
+    parser.add_argument("--seed", type=int, default=None, help="random seed (default: new each run, printed)")
+    parser.add_argument("--jobs", type=int, default=None, help="override the number of jobs of every scenario")
+    parser.add_argument("--keep", action="store_true", help="keep each scenario's directory (logs, storage)")
+    parser.add_argument("--json", type=Path, default=None, help="also write the results as JSON here")
+    args = parser.parse_args(argv)
+    console = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
+    seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1, 10**6)
+    available = plans(args.quick)
+    names = args.scenario or list(DEFAULT_SCENARIOS)
+    mode = "quick" if args.quick else "full"
+    console.print(f"chaos ({mode}): scenarios {', '.join(names)}; seed {seed}; "
+                  f"backend {'chaos' if chaos_backend_is_registered() else 'chaos (via the worker.chaos shim)'}")
+    results = []
+    started = time.monotonic()
+    for name in names:
+        plan = available[name]
+        if args.jobs is not None:
+            plan = Plan(**{**asdict(plan), "jobs": args.jobs})
+        console.print(f"→ {name}: {plan.title}; {plan.jobs} jobs, {plan.workers} workers, "
+                      f"lease {plan.lease_seconds} s …")
+        r = run_scenario(plan, seed=seed, keep=args.keep, console=console)
+        console.print(f"  {name}: {'ok' if r.passed else f'{len(r.violations)} violation(s)'} in {r.duration:.0f} s "
+                      f"{json.dumps(r.stats.get('statuses', {}))}")
+        results.append(r)
+    total = time.monotonic() - started
+    render_table(results, console, f"scripts/chaos {'--quick ' if args.quick else ''}(seed {seed}, "
+                                   f"{total:.0f} s, {datetime.now().astimezone():%Y-%m-%d %H:%M})")
+    if args.json is not None:
+        args.json.write_text(json.dumps({"mode": mode, "seed": seed, "seconds": round(total, 1),
+                                         "results": [asdict(r) for r in results]}, indent=2, default=str))
+    passed = sum(r.passed for r in results)
+    failed = len(results) - passed
+    print(f"chaos: {passed} passed, {failed} failed", flush=True)
+    return 0 if failed == 0 else 1
+
+
+def _worker_shim() -> None:
+    """`python -m worker.chaos _worker`: the real `tenkaigen worker` CLI with the chaos backend in the registry.
+
+    Needed only while `chaos` is not a selectable backend name (worker/config.py BackendName and
+    worker/backends/registry.py BACKEND_MODULES); the harness then runs `python -m worker worker` directly."""
+    from worker.backends import registry
+
+    if not chaos_backend_is_registered():
+        # TENKAIGEN_BACKEND=placeholder passes the settings validation; the registry then loads the test double
+        registry.BACKEND_MODULES["placeholder"] = "worker.backends.chaos"
+    from worker.cli import app
+
+    app(args=["worker"], prog_name="tenkaigen")
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["_worker"]:
+        _worker_shim()
+    else:
+        sys.exit(main(sys.argv[1:]))
