@@ -11,6 +11,7 @@ from uuid import UUID
 import typer
 from psycopg.conninfo import conninfo_to_dict
 from rich.console import Console
+from rich.markup import escape
 
 from worker.config import Settings, load_settings
 from worker.exceptions import TenkaigenError
@@ -177,7 +178,11 @@ def jobs_command(
     from worker import commands
 
     records = asyncio.run(commands.jobs(database_url, status=status, limit=limit))
-    table = Table("id", "status", "progress", "attempts", "size", "created", "result / error")
+    table = Table()
+    table.add_column("id", no_wrap=True, min_width=36)
+    for column in ("status", "progress", "attempts", "size", "created"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("result / error", overflow="fold")
     for r in records:
         detail = r.result_path or (f"{r.error_code}: {r.error_message}" if r.error_code else "")
         table.add_row(str(r.id), r.status.value, f"{r.progress:.0%}", f"{r.attempts}/{r.max_attempts}",
@@ -226,7 +231,7 @@ def main() -> None:
     try:
         app()
     except TenkaigenError as exc:
-        console.print(f"[bold red]error:[/] {exc}")
+        console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
         raise SystemExit(1) from exc
 
 

@@ -65,9 +65,17 @@ async def open_pool(
     application_name: str = "tenkaigen-worker",
 ) -> AsyncConnectionPool:
     """An open pool of autocommit connections; a clear ConfigurationError if the database cannot be reached."""
+    kwargs = connection_kwargs(dsn, application_name=application_name)
+    try:                               # one direct attempt first: a refused or rejected login fails at once
+        probe = await psycopg.AsyncConnection.connect(dsn, **kwargs)
+    except psycopg.OperationalError as exc:
+        raise ConfigurationError(
+            f"cannot connect to the database ({describe_connect_error(exc)}). Check DATABASE_URL (host, port, "
+            "user, password, database) and that the server accepts connections.") from None
+    await probe.close()
     pool = AsyncConnectionPool(
         dsn,
-        kwargs=connection_kwargs(dsn, application_name=application_name),
+        kwargs=kwargs,
         min_size=min_size,
         max_size=max(max_size, min_size),
         open=False,

@@ -18,8 +18,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from PIL import Image
+from psycopg import sql
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from worker import commands
@@ -27,16 +30,18 @@ from worker.config import load_settings
 from worker.exceptions import TenkaigenError
 from worker.jobs import JobRecord, JobStatus
 from worker.logging import configure_logging
-from worker.migrate import PROJECT_ROOT, migrate
+from worker.migrate import PROJECT_ROOT, discover, migrate
 from worker.pgcluster import LocalCluster
+from worker.queue import QUERIES
 from worker.storage.base import RESULTS_BUCKET
 
 DATA_DIR_DEFAULT = PROJECT_ROOT / ".pgdata"
+DEV_DATABASE = "tenkaigen"
 PLACEHOLDER_STEP_SECONDS = 0.15
 DISPLAY_POLL_SECONDS = 0.1
 JOB_TIMEOUT_SECONDS = 600.0
 
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 
 
 def prepare_data_dir(data_dir: Path) -> None:
@@ -53,15 +58,34 @@ def prepare_data_dir(data_dir: Path) -> None:
                 f"reach {data_dir}. Run `chmod o+x {parent}` or pass --data-dir somewhere reachable.")
 
 
-def start_cluster(data_dir: Path) -> LocalCluster:
+def start_cluster(data_dir: Path) -> tuple[LocalCluster, str]:
+    """Start (or create) the dev cluster and bring its `tenkaigen` database up to date; returns it and the DSN."""
     cluster = LocalCluster(data_dir=data_dir / "cluster")
     fresh = not cluster.is_initialized()
     console.print(f"[dim]{'creating' if fresh else 'starting'} PostgreSQL in {cluster.data_dir}…[/]")
     cluster.start()
-    applied = migrate(cluster.dsn, standin=True)
+    dsn = cluster.dsn_for(DEV_DATABASE)
+    with psycopg.connect(cluster.dsn, autocommit=True) as admin:
+        exists = admin.execute(QUERIES["dev_database_exists"], {"name": DEV_DATABASE}).fetchone()[0]
+        stale = stale_migrations(dsn) if exists else []
+        if stale:
+            console.print(f"[yellow]migration {stale[0]} changed since the dev database was created: "
+                          "recreating it (dev data is disposable)[/]")
+            admin.execute(sql.SQL(QUERIES["dev_drop_database"]).format(database=sql.Identifier(DEV_DATABASE)))
+        if not exists or stale:
+            admin.execute(sql.SQL(QUERIES["dev_create_database"]).format(database=sql.Identifier(DEV_DATABASE)))
+    applied = migrate(dsn, standin=True)
     if applied:
         console.print(f"[dim]applied {len(applied)} migration(s)[/]")
-    return cluster
+    return cluster, dsn
+
+
+def stale_migrations(dsn: str) -> list[str]:
+    """Versions whose file no longer matches the SQL that was applied (someone edited a migration)."""
+    on_disk = {m.version: m.sql for m in discover()}
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        applied = conn.execute(QUERIES["dev_applied_migrations"]).fetchall()
+    return [version for version, applied_sql in applied if version in on_disk and on_disk[version] != applied_sql]
 
 
 async def dev(
@@ -76,7 +100,7 @@ async def dev(
     """Run the embedded default; returns the process exit code."""
     data_dir = (data_dir or DATA_DIR_DEFAULT).resolve()
     prepare_data_dir(data_dir)
-    cluster = await asyncio.to_thread(start_cluster, data_dir)
+    cluster, dsn = await asyncio.to_thread(start_cluster, data_dir)
     storage_dir = data_dir / "storage"
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -95,7 +119,7 @@ async def dev(
     worker_task: asyncio.Task[None] | None = None
     try:
         settings = load_settings(
-            database_url=cluster.dsn, backend=backend, storage="local", local_storage_dir=storage_dir,
+            database_url=dsn, backend=backend, storage="local", local_storage_dir=storage_dir,
             placeholder_step_seconds=PLACEHOLDER_STEP_SECONDS if backend == "placeholder" else 0.0,
             concurrency=2, lease_seconds=30, poll_interval=1.0, grace_period=10.0, progress_interval=0.2,
             metrics_port=0, log_format="text", log_level="WARNING" if prompt else "INFO",
@@ -105,16 +129,20 @@ async def dev(
             commands.worker(settings, stop_event=stop, install_signal_handlers=False), name="dev-worker")
         if prompt is None:
             console.print(f"[green]worker running[/] (placeholder backend, storage in {storage_dir}).\n"
-                          f"DATABASE_URL={cluster.dsn}\n"
-                          f"enqueue: tenkaigen enqueue --dev-user --database-url {cluster.dsn} \"A majestic dragon\""
+                          f"DATABASE_URL={dsn}\n"
+                          f"enqueue: tenkaigen enqueue --dev-user --database-url {dsn} \"A majestic dragon\""
                           "\nCtrl-C to stop.")
             await _wait_either(stop, worker_task)
             return 130 if interrupted else 0
-        job = await commands.enqueue(cluster.dsn, dev_user=True, prompt=prompt, style=style, width=width,
+        job = await commands.enqueue(dsn, dev_user=True, prompt=prompt, style=style, width=width,
                                      height=height)
         console.print(f"enqueued job [bold]{job['id']}[/] (variant {job['variant']}, {job['steps']} steps, "
                       f"seed {job['seed']})")
-        record = await _follow(cluster.dsn, job["id"], stop, worker_task)
+        try:
+            record = await _follow(dsn, job["id"], stop, worker_task)
+        except Exception as exc:
+            console.print(f"[red]the worker failed:[/] {escape(type(exc).__name__ + ': ' + str(exc))}", soft_wrap=True)
+            return 1
         if record is None:
             return 130
         if record.status is not JobStatus.SUCCEEDED:

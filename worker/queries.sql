@@ -158,3 +158,21 @@ select p is not null as has_queue,
        p is not null and has_function_privilege(p, 'execute') as can_execute,
        current_user as role_name
 from (select to_regprocedure('queue.claim_jobs(text, integer, integer)') as p) as s;
+
+-- dev_database_exists --
+-- Dev only: whether the dev database exists on the local cluster.
+select exists (select from pg_database where datname = %(name)s);
+
+-- dev_create_database --
+-- Dev only: create the dev database ({database} is a psycopg.sql identifier).
+create database {database};
+
+-- dev_drop_database --
+-- Dev only: drop a stale dev database, disconnecting its sessions ({database} is a psycopg.sql identifier).
+drop database if exists {database} with (force);
+
+-- dev_applied_migrations --
+-- Dev only: the SQL each applied migration had when it was applied (to notice migrations edited since).
+select version, statements[1] as sql
+from supabase_migrations.schema_migrations
+where to_regclass('supabase_migrations.schema_migrations') is not null;

@@ -317,6 +317,10 @@ class Runner:
                     maybe_more = True
                     await self._wait(delay)
                     continue
+                except Exception as exc:
+                    log.error("claim_jobs failed: %s: %s; stopping the worker (is the schema up to date?)",
+                              type(exc).__name__, exc, extra={"action": "claim_jobs"})
+                    raise
                 if failures:
                     log.info("database reachable again", extra={"action": "claim_jobs", "count": failures})
                 failures = 0

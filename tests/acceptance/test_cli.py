@@ -1,0 +1,161 @@
+"""The `tenkaigen` CLI as a subprocess: the worker (health, metrics, JSON logs, SIGTERM drain and release), the
+admin commands, start-up errors, and `dev --prompt`."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+from PIL import Image
+
+from tests.integration.processes import spawn_worker, wait_until, worker_env
+from worker.migrate import PROJECT_ROOT
+from worker.pgcluster import LocalCluster
+
+pytestmark = pytest.mark.slow
+
+
+def tenkaigen(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("TENKAIGEN_", "SUPABASE_", "DATABASE_URL"))}
+    return subprocess.run([sys.executable, "-m", "worker", *args], cwd=PROJECT_ROOT, env={**base, **(env or {})},
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def status_of(admin: psycopg.Connection, job_id: str) -> tuple[str, int]:
+    return admin.execute("select status, attempts from generation_jobs where id = %s", (job_id,)).fetchone()
+
+
+def enqueue(dsn: str, prompt: str, *options: str) -> str:
+    result = tenkaigen("enqueue", "--database-url", dsn, "--dev-user", prompt, *options)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.split()[0]
+
+
+def test_the_worker_runs_jobs_serves_health_and_metrics_logs_json_and_drains_on_sigterm(admin, database,
+                                                                                        tmp_path) -> None:
+    port = free_port()
+    worker = spawn_worker(database, tmp_path, "cli", metrics_port=port, placeholder_step_seconds=0.3,
+                          grace_period=20)
+    try:
+        wait_until(lambda: "worker started" in worker.log(), 30, "the worker to start")
+        job_id = enqueue(database, "A majestic dragon", "--width", "512", "--height", "256", "--steps", "1")
+        wait_until(lambda: status_of(admin, job_id)[0] == "succeeded", 30, "the job")
+        health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
+        assert health.status_code == 200 and health.json()["status"] == "ok"
+        metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+        assert "tenkaigen_jobs_claimed_total 1.0" in metrics
+        assert 'tenkaigen_jobs_finished_total{outcome="succeeded"} 1.0' in metrics
+
+        slow = enqueue(database, "a slow one", "--steps", "8")                 # 8 steps x 0.3 s
+        wait_until(lambda: status_of(admin, slow)[0] == "running", 30, "the slow job to start")
+        assert worker.terminate(within=30) == 0
+        assert status_of(admin, slow) == ("succeeded", 1), "SIGTERM let the in-flight job finish"
+    finally:
+        if worker.process.poll() is None:
+            worker.process.kill()
+    entries = [json.loads(line) for line in worker.log().splitlines() if line.startswith("{")]
+    done = [e for e in entries if e.get("action") == "complete_jobs" and e.get("job_id") == job_id]
+    assert done and done[0]["attempt"] == 1 and done[0]["worker_id"].count(":") == 2
+    assert any("SIGTERM received" in e["message"] for e in entries)
+
+
+def test_sigterm_releases_a_job_that_outlasts_the_grace_period(admin, database, tmp_path) -> None:
+    worker = spawn_worker(database, tmp_path, "short-grace", placeholder_step_seconds=0.5, grace_period=0.5)
+    wait_until(lambda: "worker started" in worker.log(), 30, "the worker to start")
+    job_id = enqueue(database, "too long", "--steps", "40")                   # 20 s of work
+    wait_until(lambda: status_of(admin, job_id)[0] == "running", 30, "the job to start")
+    assert worker.terminate(within=20) == 0
+    assert status_of(admin, job_id) == ("queued", 0), "released: queued again, the attempt not counted"
+    assert "released 1 unfinished job" in worker.log()
+
+
+def test_admin_commands_list_cancel_requeue_and_count(admin, database) -> None:
+    first = enqueue(database, "first")
+    second = enqueue(database, "second")
+    listed = tenkaigen("jobs", "--database-url", database)
+    assert listed.returncode == 0 and first in listed.stdout and second in listed.stdout
+    assert tenkaigen("cancel", "--database-url", database, first).stdout.strip() == "canceled"
+    assert tenkaigen("requeue", "--database-url", database, first).stdout.strip() == "queued"
+    stats = tenkaigen("stats", "--database-url", database)
+    assert stats.returncode == 0 and "queued" in stats.stdout and " 2 " in stats.stdout
+    missing = tenkaigen("cancel", "--database-url", database, str(uuid.uuid4()))
+    assert missing.returncode != 0
+    bad = tenkaigen("enqueue", "--database-url", database, "--dev-user", "x", "--width", "1000")
+    assert bad.returncode == 1 and "width: must be a multiple of 16" in bad.stderr
+
+
+def test_a_misconfigured_worker_refuses_to_start_and_names_every_problem() -> None:
+    result = tenkaigen("worker", env={"TENKAIGEN_CONCURRENCY": "0", "TENKAIGEN_BACKEND": "gpu"})
+    assert result.returncode == 1
+    for expected in ("DATABASE_URL: missing", "TENKAIGEN_CONCURRENCY", "TENKAIGEN_BACKEND: must be one of"):
+        assert expected in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+
+    pooler = tenkaigen("worker", env={
+        "DATABASE_URL": "postgresql://postgres.abcd:hunter2@aws-0-eu-west-1.pooler.supabase.com:6543/postgres",
+        "TENKAIGEN_BACKEND": "placeholder", "TENKAIGEN_STORAGE": "local"})
+    assert pooler.returncode == 1 and "transaction pooler" in pooler.stderr and "hunter2" not in pooler.stderr
+
+    supabase = tenkaigen("worker", env={"DATABASE_URL": "postgresql://postgres@127.0.0.1:1/postgres",
+                                        "TENKAIGEN_BACKEND": "placeholder"})
+    assert supabase.returncode == 1 and "SUPABASE_URL: missing" in supabase.stderr
+    assert "SUPABASE_SERVICE_ROLE_KEY: missing" in supabase.stderr
+
+    unreachable = tenkaigen("worker", env={"DATABASE_URL": f"postgresql://postgres:pw@127.0.0.1:{free_port()}/x",
+                                           "TENKAIGEN_BACKEND": "placeholder", "TENKAIGEN_STORAGE": "local",
+                                           "TENKAIGEN_METRICS_PORT": "0"})
+    assert unreachable.returncode == 1 and "cannot connect to the database" in unreachable.stderr
+
+
+def test_a_worker_against_an_unmigrated_database_says_to_migrate(db_server) -> None:
+    env = worker_env(db_server.admin_dsn, Path(tempfile.gettempdir()) / "unused")
+    env.pop("TENKAIGEN_LOG_FORMAT")
+    result = subprocess.run([sys.executable, "-m", "worker", "worker"], cwd=PROJECT_ROOT, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1 and "apply the migrations first" in result.stderr
+
+
+def test_dev_prompt_runs_the_embedded_default_and_prints_a_png_of_the_requested_size() -> None:
+    data_dir = Path(tempfile.mkdtemp(prefix="tenkaigen-dev-test-"))
+    data_dir.chmod(0o755)                              # the cluster runs as the postgres user when we are root
+    try:
+        result = tenkaigen("dev", "--prompt", "A majestic dragon", "--width", "512", "--height", "384",
+                           "--data-dir", str(data_dir), timeout=180)
+        assert result.returncode == 0, result.stderr[-3000:]
+        path = Path(result.stdout.strip().splitlines()[-1])
+        assert path.is_file() and path.is_relative_to(data_dir / "storage" / "generated-designs")
+        with Image.open(path) as image:
+            assert image.size == (512, 384)
+        assert "succeeded" in result.stderr
+        again = tenkaigen("dev", "--prompt", "again", "--width", "256", "--height", "256",
+                          "--data-dir", str(data_dir), timeout=180)
+        assert again.returncode == 0, again.stderr[-3000:]
+        assert "applied" not in again.stderr, "the second run reuses the cluster and its migrations"
+
+        # someone edits an applied migration: the next dev run recreates the (disposable) dev database
+        cluster = LocalCluster(data_dir=data_dir / "cluster").start()
+        with psycopg.connect(cluster.dsn_for("tenkaigen"), autocommit=True) as conn:
+            conn.execute("update supabase_migrations.schema_migrations set statements = array['-- old text'] "
+                         "where version = (select min(version) from supabase_migrations.schema_migrations)")
+        cluster.stop()
+        third = tenkaigen("dev", "--prompt", "after an edit", "--width", "256", "--height", "256",
+                          "--data-dir", str(data_dir), timeout=180)
+        assert third.returncode == 0, third.stderr[-3000:]
+        assert "changed since the dev database was created: recreating it" in third.stderr
+    finally:
+        subprocess.run(["rm", "-rf", str(data_dir)], check=False)
