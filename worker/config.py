@@ -30,6 +30,7 @@ PROGRESS_INTERVAL_DEFAULT = 1.0
 METRICS_PORT_DEFAULT = 9464
 RETENTION_DAYS_DEFAULT = 30
 REAP_INTERVAL_DEFAULT = 15.0
+GENERATION_TIMEOUT_DEFAULT = 900.0
 
 GPU_PRICES_USD_PER_SECOND_DEFAULT: dict[str, float] = {
     # Modal's published per-second GPU prices (modal.com/pricing, 2025); override with TENKAIGEN_GPU_PRICES.
@@ -99,6 +100,9 @@ class Settings(BaseSettings):
                                  description="Seconds between claim polls when no NOTIFY arrives.")
     grace_period: float = Field(default=GRACE_PERIOD_DEFAULT, ge=0, le=3600,
                                 description="On SIGTERM, seconds in-flight jobs get to finish before release.")
+    generation_timeout_seconds: float = Field(
+        default=GENERATION_TIMEOUT_DEFAULT, gt=0, le=24 * 3600,
+        description="Deadline of one backend call; a call past it is stopped and the attempt retried (transient).")
     progress_interval: float = Field(default=PROGRESS_INTERVAL_DEFAULT, ge=0, le=600,
                                      description="Minimum seconds between two progress writes of one job.")
     pool_size: int = Field(default=4, ge=1, le=100, description="Connections in the work pool (plus 1 listener).")

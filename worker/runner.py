@@ -39,6 +39,7 @@ from uuid import UUID
 from worker.backends.base import Backend, GenerationResult
 from worker.config import (
     CONCURRENCY_DEFAULT,
+    GENERATION_TIMEOUT_DEFAULT,
     GRACE_PERIOD_DEFAULT,
     POLL_INTERVAL_DEFAULT,
     PROGRESS_INTERVAL_DEFAULT,
@@ -159,6 +160,7 @@ class Runner:
         progress_interval: float = PROGRESS_INTERVAL_DEFAULT,
         completion_batch_size: int = COMPLETION_BATCH_SIZE_DEFAULT,
         final_write_deadline: float = FINAL_WRITE_DEADLINE_DEFAULT,
+        generation_timeout: float = GENERATION_TIMEOUT_DEFAULT,
         gpu_prices: dict[str, float] | None = None,
         metrics: Metrics | None = None,
         health: Health | None = None,
@@ -173,6 +175,7 @@ class Runner:
         self.progress_interval = progress_interval
         self.lease_seconds = queue.lease_seconds
         self.final_write_deadline = final_write_deadline
+        self.generation_timeout = generation_timeout
         self.gpu_prices = gpu_prices or {}
         self.metrics = metrics or Metrics()
         self.health = health or Health(stale_after=max(60.0, 3 * poll_interval))
@@ -376,8 +379,12 @@ class Runner:
             try:
                 init_image = await self.storage.download_input(job.init_image_path) if job.init_image_path else None
                 started = time.monotonic()
-                result = await self.backend.generate(job.to_request(init_image),
-                                                     lambda step, total: self._on_progress(active, step, total))
+                try:
+                    async with asyncio.timeout(self.generation_timeout):
+                        result = await self.backend.generate(
+                            job.to_request(init_image), lambda step, total: self._on_progress(active, step, total))
+                except TimeoutError:
+                    raise Transient(f"generation timed out after {self.generation_timeout:g} s") from None
                 self.metrics.generation_seconds.observe(time.monotonic() - started)
                 uploaded = time.monotonic()
                 stored = await self.storage.upload_result(job.result_key, result.png)

@@ -277,3 +277,13 @@ async def test_a_franchise_job_reaches_the_backend_with_its_lora(admin, user, st
     await start_worker(backend=Recording())
     await wait_for(wait_status(admin, job_id, "succeeded"), message="franchise job")
     assert seen == [("bf16", "org/naruto-lora:naruto.safetensors", pytest.approx(0.8))]
+
+
+async def test_a_backend_call_past_its_deadline_is_stopped_and_retried(admin, make_job, start_worker) -> None:
+    backend = FaultInjectingBackend()
+    job_id = make_job("never returns [sleep=60]")
+    await start_worker(backend=backend, generation_timeout=0.5)
+    row = await wait_for(lambda: (r := job_row(admin, job_id))["error_code"] == "transient" and r,
+                         message="the timeout")
+    assert row["status"] == "queued" and row["error_message"] == "generation timed out after 0.5 s"
+    assert backend.cancelled == [str(job_id)], "the backend call itself was cancelled"
