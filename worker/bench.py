@@ -360,6 +360,14 @@ def targets_table(checks: list[tuple[str, str, bool]]) -> Table:
     return table
 
 
+def load_average() -> str:
+    try:
+        one, five, _ = os.getloadavg()
+    except OSError:
+        return "unknown"
+    return f"{one:.2f} (1 min) / {five:.2f} (5 min)"
+
+
 def markdown(machine: dict[str, str], drains: list[DrainResult], latency: LatencyResult | None,
              backlogs: list[BacklogResult], checks: list[tuple[str, str, bool]], command: str,
              seconds: float) -> str:
@@ -373,7 +381,7 @@ def markdown(machine: dict[str, str], drains: list[DrainResult], latency: Latenc
         "",
         *[f"- **{k}**: {v}" for k, v in machine.items()],
         "- Everything (PostgreSQL, the worker processes, the harness) shares these cores; other work on the "
-        "machine shows up as noise between runs.",
+        "machine shows up as noise between runs, so the load average is recorded.",
         "",
         "## Targets",
         "",
@@ -489,19 +497,15 @@ def run(args: argparse.Namespace) -> int:
     drains: list[DrainResult] = []
     latency: LatencyResult | None = None
     backlogs: list[BacklogResult] = []
+    machine: dict[str, str] = {}
     try:
         migrate(cluster.dsn, standin=True)
         bench = Bench(cluster, workdir)
         bench.q("ensure_user", {"user_id": BENCH_USER, "email": "bench@tenkaigen.local"})
         server_version = bench.q("server_info")[0][0]
         machine = machine_description(server_version)
-        if not args.skip_drain:
-            for config in default_configs(args.quick):
-                jobs = args.jobs
-                announce(f"drain: {config.path}, {config.processes} process(es), concurrency "
-                         f"{config.concurrency}, {jobs:,} jobs")
-                drains.append(bench.drain(config, jobs))
-                console.print(drain_table(drains[-1:]))
+        machine["load average at start"] = load_average()
+        # latency first, on a quiet cluster: the drains leave autovacuum and checkpoints behind them
         if not args.skip_latency:
             announce(f"insert → claim latency: {args.latency_jobs} jobs")
             latency = bench.latency(args.latency_jobs)
@@ -509,6 +513,13 @@ def run(args: argparse.Namespace) -> int:
             for size in (BACKLOG_SMALL, args.backlog):
                 announce(f"claim latency with {size:,} queued")
                 backlogs.append(bench.backlog(size, BACKLOG_CLAIMS))
+        if not args.skip_drain:
+            for config in default_configs(args.quick):
+                jobs = args.jobs
+                announce(f"drain: {config.path}, {config.processes} process(es), concurrency "
+                         f"{config.concurrency}, {jobs:,} jobs")
+                drains.append(bench.drain(config, jobs))
+                console.print(drain_table(drains[-1:]))
         bench.conn.close()
     finally:
         cluster.destroy()
@@ -518,6 +529,8 @@ def run(args: argparse.Namespace) -> int:
     if latency or backlogs:
         console.print(latency_table(latency, backlogs) if latency else latency_table(
             LatencyResult(0, Percentiles(), Percentiles(), Percentiles(), Percentiles()), backlogs))
+    if machine:
+        machine["load average at end"] = load_average()
     checks = targets(drains, latency, backlogs)
     console.print(targets_table(checks))
     elapsed = time.monotonic() - started
