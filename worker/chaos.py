@@ -59,6 +59,7 @@ SIZES = (256, 320, 384)
 STEPS = 4
 WORKER_START_TIMEOUT = 30.0
 RESULTS_BUCKET = "generated-designs"
+RESTART_GAP = 5.0          # seconds between two PostgreSQL restarts at least
 
 
 # ## Scenario plans
@@ -110,8 +111,8 @@ def plans(quick: bool) -> dict[str, Plan]:
                          hang_jobs=3, extra_env=(("TENKAIGEN_GENERATION_TIMEOUT_SECONDS", "5"),)),
         }
     return {
-        "kill-9": Plan("kill-9", "random kill -9 + restart", jobs=2000, deadline=600, kill_every=(2.0, 5.0),
-                       insert_batches=20),
+        "kill-9": Plan("kill-9", "random kill -9 + restart", jobs=2000, deadline=600, kill_every=(1.5, 4.0),
+                       latency=(0.1, 0.6), insert_batches=20),
         "pg-restart": Plan("pg-restart", "PostgreSQL fast + immediate restarts", jobs=2000, deadline=600,
                            insert_batches=20, restarts=("fast", "immediate", "fast", "immediate")),
         "faults": Plan("faults", "backend faults 20 % + permanent", jobs=2000, deadline=600, insert_batches=20,
@@ -316,6 +317,12 @@ class Workers:
     def stop(self) -> list[str]:
         """SIGTERM every worker (SIGCONT first), wait; problems as text."""
         problems = []
+        # a worker restarted a moment ago may not have installed its SIGTERM handler yet: let it finish starting
+        deadline = time.monotonic() + WORKER_START_TIMEOUT
+        while time.monotonic() < deadline and any(
+                p.alive() and "worker started" not in p.log_path.read_text(errors="replace") for p in self.procs):
+            self.tick()
+            time.sleep(0.1)
         for p in self.procs:
             if p.alive():
                 if p.stopped_until is not None:
@@ -493,6 +500,7 @@ def _drive(plan: Plan, db: Db, cluster: Any, workers: Workers, jobs: list[JobSpe
     next_kill = t0 + rng.uniform(*plan.kill_every) if plan.kill_every else None
     next_stall = t0 + rng.uniform(*plan.stall_every) if plan.stall_every else None
     restarts = list(plan.restarts)
+    last_restart = t0
     next_check = t0
     max_overdue = 0.0
     terminal = 0
@@ -511,8 +519,10 @@ def _drive(plan: Plan, db: Db, cluster: Any, workers: Workers, jobs: list[JobSpe
             if workers.stall(rng, plan.stall_seconds) is not None:
                 result.stalls += 1
             next_stall = now + plan.stall_seconds + rng.uniform(*plan.stall_every)  # type: ignore[misc]
-        if restarts and not batches and terminal >= plan.jobs * restart_points(plan)[result.restarts]:
+        if restarts and not batches and terminal >= plan.jobs * restart_points(plan)[result.restarts] \
+                and now >= last_restart + RESTART_GAP:
             mode = restarts.pop(0)
+            last_restart = now
             cluster.stop(mode)
             time.sleep(rng.uniform(*plan.restart_downtime))
             cluster.start()
