@@ -14,8 +14,9 @@ Scenarios (issue 6, deliverable 1):
 - `stale-lease` a lease expires while its worker is still generating (the worker's event loop is blocked, or the
                 whole process is frozen with SIGSTOP): the job is reaped and completed by another worker; the
                 stale worker's result must change nothing, neither the row nor the stored object;
-- `hang`        (opt-in, `--scenario hang`) a backend call that never returns: without a per-job generation
-                timeout in the runner the job is held (lease renewed) forever.
+- `hang`        some backend calls never return: the runner's per-call deadline (set to 5 s here with
+                TENKAIGEN_GENERATION_TIMEOUT_SECONDS) must stop them and retry, or the job is held (its lease
+                renewed) for ever.
 
 Invariants (a violation each time one breaks; any violation fails the run):
 1. every job is terminal at the end (succeeded, failed or canceled) within the scenario's deadline;
@@ -125,7 +126,7 @@ def plans(quick: bool) -> dict[str, Plan]:
     }
 
 
-DEFAULT_SCENARIOS = ("kill-9", "pg-restart", "faults", "stale-lease")
+DEFAULT_SCENARIOS = ("kill-9", "pg-restart", "faults", "stale-lease", "hang")
 
 
 # ## Jobs and what each must end as
