@@ -60,6 +60,7 @@ FINISHING_WAIT_DEFAULT = 60.0
 RETRY_DELAY_MIN = 0.05
 RETRY_DELAY_MAX = 2.0
 RECENT_CANCEL_MEMORY_SECONDS = 120.0
+UPLOAD_LEASE_MARGIN_FRACTION = 0.1   # of the lease, kept in hand when deciding an upload surely fits inside it
 
 log = logger("runner")
 T = TypeVar("T")
@@ -82,6 +83,7 @@ class ActiveJob:
     last_progress_write: float = 0.0
     progress_task: asyncio.Task[None] | None = None
     progress_writes: int = 0
+    lease_held_until: float = 0.0           # monotonic; conservative: measured from before the claim/renew was sent
 
     @property
     def held(self) -> tuple[UUID, int]:
@@ -308,6 +310,7 @@ class Runner:
                 free >= self.claim_threshold or not self._active)))
             if wanted:
                 self._notified = False
+                sent = time.monotonic()
                 try:
                     jobs = await self.queue.claim_jobs(free)
                 except DatabaseUnavailable as exc:
@@ -331,7 +334,7 @@ class Runner:
                 self.claims += 1
                 self.claimed += len(jobs)
                 for job in jobs:
-                    self._start(job)
+                    self._start(job, lease_held_until=sent + self.lease_seconds)
                 maybe_more = len(jobs) == free
                 if jobs:
                     self.metrics.jobs_claimed.inc(len(jobs))
@@ -353,9 +356,9 @@ class Runner:
         self._signal.clear()
         return True
 
-    def _start(self, job: Job) -> None:
+    def _start(self, job: Job, lease_held_until: float) -> None:
         now = time.monotonic()
-        active = ActiveJob(job=job, claimed_at=now, last_progress_write=now)
+        active = ActiveJob(job=job, claimed_at=now, last_progress_write=now, lease_held_until=lease_held_until)
         self._active[job.id] = active
         active.task = asyncio.create_task(self._run_job(active))
         if log.isEnabledFor(logging.DEBUG):
@@ -386,8 +389,13 @@ class Runner:
                 except TimeoutError:
                     raise Transient(f"generation timed out after {self.generation_timeout:g} s") from None
                 self.metrics.generation_seconds.observe(time.monotonic() - started)
+                upload_window = await self._lease_window_for_upload(active)
                 uploaded = time.monotonic()
-                stored = await self.storage.upload_result(job.result_key, result.png)
+                try:
+                    async with asyncio.timeout(upload_window):
+                        stored = await self.storage.upload_result(job.result_key, result.png)
+                except TimeoutError:
+                    raise Transient(f"upload did not finish within the {upload_window:.1f} s left on the lease") from None
                 self.metrics.upload_seconds.observe(time.monotonic() - uploaded)
                 active.finishing = True
                 self._cancel_progress(active)
@@ -418,6 +426,27 @@ class Runner:
             self._job_seconds[outcome].observe(time.monotonic() - active.claimed_at)
             if self._signal is not None:
                 self._signal.set()
+
+    async def _lease_window_for_upload(self, active: ActiveJob) -> float:
+        """Seconds the upload may take while this worker surely still holds the job's lease.
+
+        The object key is fixed (`<user_id>/<job_id>.png`), so a worker that stalled past its lease (GC pause,
+        blocked loop, frozen VM, partition) must not upload over the result of the job's next owner. Nobody can
+        take the job before its lease expires, so the upload is safe while the lease surely lasts: when less than
+        half a lease is left, one fenced renewal confirms and extends it first (a lost lease drops the result
+        without uploading). The window excludes a safety margin for clock rate and scheduling.
+        """
+        margin = max(1.0, self.lease_seconds * UPLOAD_LEASE_MARGIN_FRACTION)
+        if active.lease_held_until - time.monotonic() < self.lease_seconds / 2:
+            sent = time.monotonic()
+            alive = await self.write("renew_leases", lambda: self.queue.renew_leases([active.held]))
+            if active.job.id not in alive:
+                raise LeaseLost("lease lost before upload; the result is dropped and nothing is uploaded")
+            active.lease_held_until = sent + self.lease_seconds
+            if alive[active.job.id]:
+                active.stop_reason = "cancel"
+                raise asyncio.CancelledError
+        return max(0.1, active.lease_held_until - time.monotonic() - margin)
 
     def _completion(self, job: Job, result: GenerationResult, size: int) -> Completion:
         gpu_seconds = result.gpu_seconds
@@ -516,6 +545,7 @@ class Runner:
         held = [a.held for a in self._active.values()]
         if not held:
             return
+        sent = time.monotonic()
         try:
             alive = await self.queue.renew_leases(held)
         except DatabaseUnavailable as exc:
@@ -529,7 +559,9 @@ class Runner:
                 continue
             if job_id not in alive:
                 self._stop_job(active, "lease_lost")
-            elif alive[job_id]:
+                continue
+            active.lease_held_until = max(active.lease_held_until, sent + self.lease_seconds)
+            if alive[job_id]:
                 self._stop_job(active, "cancel")
 
     # ## Writes that must not be lost

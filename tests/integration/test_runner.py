@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -22,18 +24,24 @@ def enqueue_as(admin: psycopg.Connection, user: uuid.UUID, prompt: str, **fields
     columns = ", ".join(values)
     params = ", ".join(f"%({k})s" for k in values)
     with as_client(admin, user) as conn:
-        return conn.execute(f"insert into generation_jobs ({columns}) values ({params}) returning id",
-                            values).fetchone()[0]
+        return conn.execute(
+            f"insert into generation_jobs ({columns}) values ({params}) returning id", values
+        ).fetchone()[0]
 
 
 def broadcasts(admin: psycopg.Connection, job_id: uuid.UUID) -> list[dict]:
-    return [r[0] for r in admin.execute(
-        "select payload from realtime.messages where payload->>'job_id' = %s order by inserted_at, id",
-        (str(job_id),))]
+    return [
+        r[0]
+        for r in admin.execute(
+            "select payload from realtime.messages where payload->>'job_id' = %s order by inserted_at, id",
+            (str(job_id),),
+        )
+    ]
 
 
 async def test_a_client_job_goes_end_to_end_through_the_placeholder_backend(
-        admin, user, start_worker, tmp_path: Path) -> None:
+    admin, user, start_worker, tmp_path: Path
+) -> None:
     job_id = enqueue_as(admin, user, "A majestic dragon", width=512, height=384, style="anime")
     worker = await start_worker()
     row = await wait_for(wait_status(admin, job_id, "succeeded", "failed"), message="job to finish")
@@ -50,9 +58,11 @@ async def test_a_client_job_goes_end_to_end_through_the_placeholder_backend(
     assert statuses[0] == "queued" and statuses[-1] == "succeeded" and "running" in statuses
 
 
-async def test_a_notify_wakes_an_idle_worker_long_before_its_poll_interval(admin, make_job, start_worker) -> None:
+async def test_a_notify_wakes_an_idle_worker_long_before_its_poll_interval(
+    admin, make_job, start_worker
+) -> None:
     await start_worker(poll_interval=30.0)
-    await asyncio.sleep(0.5)                        # the worker is idle, waiting on LISTEN
+    await asyncio.sleep(0.5)  # the worker is idle, waiting on LISTEN
     job_id = make_job("wake up")
     row = await wait_for(wait_status(admin, job_id, "succeeded"), within=5, message="NOTIFY wake-up")
     assert row["attempts"] == 1
@@ -68,21 +78,26 @@ async def test_a_transient_error_is_retried_with_backoff_then_succeeds(admin, ma
     backend = FaultInjectingBackend()
     job_id = make_job("flaky [transient=1]")
     await start_worker(backend=backend)
-    row = await wait_for(lambda: (r := job_row(admin, job_id))["attempts"] == 1 and r["status"] == "queued" and r,
-                         message="first attempt to fail")
+    row = await wait_for(
+        lambda: (r := job_row(admin, job_id))["attempts"] == 1 and r["status"] == "queued" and r,
+        message="first attempt to fail",
+    )
     assert row["error_code"] == "transient" and "test backend busy" in row["error_message"]
-    backoff = admin.execute("select extract(epoch from run_after - now()) from generation_jobs where id = %s",
-                            (job_id,)).fetchone()[0]
+    backoff = admin.execute(
+        "select extract(epoch from run_after - now()) from generation_jobs where id = %s", (job_id,)
+    ).fetchone()[0]
     assert 2.0 < float(backoff) <= 6.5, "retry_delay(1) is 5 s ± 25 %"
     await asyncio.sleep(0.5)
     assert job_row(admin, job_id)["status"] == "queued", "the backoff is respected"
-    admin.execute("update generation_jobs set run_after = now() where id = %s", (job_id,))   # skip the wait
+    admin.execute("update generation_jobs set run_after = now() where id = %s", (job_id,))  # skip the wait
     row = await wait_for(wait_status(admin, job_id, "succeeded"), message="retry to succeed")
     assert row["attempts"] == 2 and backend.calls[str(job_id)] == 2
     assert row["error_code"] is None
 
 
-async def test_a_permanent_error_fails_the_job_at_once_with_its_message(admin, make_job, start_worker) -> None:
+async def test_a_permanent_error_fails_the_job_at_once_with_its_message(
+    admin, make_job, start_worker
+) -> None:
     backend = FaultInjectingBackend()
     job_id = make_job("nope [bad_request]")
     await start_worker(backend=backend)
@@ -93,12 +108,16 @@ async def test_a_permanent_error_fails_the_job_at_once_with_its_message(admin, m
     assert row["finished_at"] is not None and row["result_path"] is None
 
 
-async def test_an_unexpected_error_is_retried_until_max_attempts_then_fails(admin, make_job, start_worker) -> None:
+async def test_an_unexpected_error_is_retried_until_max_attempts_then_fails(
+    admin, make_job, start_worker
+) -> None:
     backend = FaultInjectingBackend()
     job_id = make_job("boom [crash=5]", max_attempts=2)
     await start_worker(backend=backend)
     await wait_for(lambda: job_row(admin, job_id)["error_code"] == "internal_error", message="first crash")
-    admin.execute("update generation_jobs set run_after = now() where id = %s and status = 'queued'", (job_id,))
+    admin.execute(
+        "update generation_jobs set run_after = now() where id = %s and status = 'queued'", (job_id,)
+    )
     row = await wait_for(wait_status(admin, job_id, "failed"), message="attempts exhausted")
     assert row["attempts"] == 2 and row["error_code"] == "internal_error"
     assert row["error_message"] == "RuntimeError: test backend crashed (call 2)"
@@ -108,18 +127,22 @@ async def test_a_transient_storage_failure_is_retried(admin, make_job, start_wor
     storage = FaultInjectingStorage(fail_uploads=1)
     job_id = make_job("upload hiccup")
     await start_worker(storage=storage)
-    await wait_for(lambda: job_row(admin, job_id)["attempts"] == 1 and job_row(admin, job_id)["status"] == "queued",
-                   message="upload failure")
+    await wait_for(
+        lambda: job_row(admin, job_id)["attempts"] == 1 and job_row(admin, job_id)["status"] == "queued",
+        message="upload failure",
+    )
     admin.execute("update generation_jobs set run_after = now() where id = %s", (job_id,))
     row = await wait_for(wait_status(admin, job_id, "succeeded"), message="retry")
     assert storage.objects.keys() == {row["result_path"]}
 
 
-async def test_a_missing_init_image_fails_the_job_as_a_bad_request(admin, make_job, start_worker, user) -> None:
+async def test_a_missing_init_image_fails_the_job_as_a_bad_request(
+    admin, make_job, start_worker, user
+) -> None:
     path = f"{user}/input.png"
     admin.execute("insert into storage.objects (bucket_id, name) values ('generation-inputs', %s)", (path,))
     job_id = make_job("edit me", init_image_path=path, variant="edit")
-    await start_worker(storage=FaultInjectingStorage())          # the object row exists, the bytes do not
+    await start_worker(storage=FaultInjectingStorage())  # the object row exists, the bytes do not
     row = await wait_for(wait_status(admin, job_id, "failed"), message="bad request")
     assert row["error_code"] == "bad_request" and "init_image_path" in row["error_message"]
 
@@ -158,7 +181,10 @@ async def test_canceling_a_running_job_stops_the_backend_through_notify(admin, u
     await wait_for(wait_status(admin, job_id, "running"), message="job to start")
     await asyncio.wait_for(backend.started_event(str(job_id)).wait(), 5)
     with as_client(admin, user) as conn:
-        assert conn.execute("select public.cancel_generation_job(%s)", (job_id,)).fetchone()[0] == "cancel_requested"
+        assert (
+            conn.execute("select public.cancel_generation_job(%s)", (job_id,)).fetchone()[0]
+            == "cancel_requested"
+        )
     row = await wait_for(wait_status(admin, job_id, "canceled"), within=3, message="cancel via NOTIFY")
     assert backend.cancelled == [str(job_id)] and row["result_path"] is None
     assert not worker.runner.active_jobs
@@ -167,7 +193,7 @@ async def test_canceling_a_running_job_stops_the_backend_through_notify(admin, u
 async def test_a_cancel_missed_by_notify_is_caught_by_lease_renewal(admin, make_job, start_worker) -> None:
     backend = FaultInjectingBackend()
     job_id = make_job("long one [sleep=30]")
-    await start_worker(backend=backend, listen=False, lease_seconds=3)   # renewals every second, no LISTEN
+    await start_worker(backend=backend, listen=False, lease_seconds=3)  # renewals every second, no LISTEN
     await wait_for(wait_status(admin, job_id, "running"), message="job to start")
     assert admin.execute("select queue.cancel_job(%s)", (job_id,)).fetchone()[0] == "cancel_requested"
     await wait_for(wait_status(admin, job_id, "canceled"), within=5, message="cancel via renew_leases")
@@ -180,22 +206,31 @@ async def test_progress_writes_per_job_stay_bounded(admin, make_job, start_worke
     await wait_for(wait_status(admin, job_id, "succeeded"), message="job")
     writes = worker.runner.metrics.progress_writes._value.get()
     assert 1 <= writes <= 2 / 0.5 + 1, writes
-    progress_broadcasts = [b for b in broadcasts(admin, job_id) if b["status"] == "running" and b["progress"] > 0]
+    progress_broadcasts = [
+        b for b in broadcasts(admin, job_id) if b["status"] == "running" and b["progress"] > 0
+    ]
     assert len(progress_broadcasts) == writes
 
 
 async def test_lease_renewal_keeps_a_job_longer_than_its_lease(admin, make_job, start_worker) -> None:
     job_id = make_job("slow [sleep=4]")
     worker = await start_worker(backend=FaultInjectingBackend(), lease_seconds=2)
+
     # another worker reaping all the while must find nothing to reap
     async def reap() -> None:
         while True:
             await worker.queue.reap_expired_leases()
             await asyncio.sleep(0.3)
+
     reaper = asyncio.create_task(reap())
     try:
-        row = await wait_for(lambda: (r := job_row(admin, job_id))["status"] == "succeeded"
-                             or r["error_code"] == "lease_expired", within=15, message="job")
+        row = await wait_for(
+            lambda: (
+                (r := job_row(admin, job_id))["status"] == "succeeded" or r["error_code"] == "lease_expired"
+            ),
+            within=15,
+            message="job",
+        )
         row = job_row(admin, job_id)
     finally:
         reaper.cancel()
@@ -208,22 +243,72 @@ async def test_a_stale_worker_never_overwrites_the_new_owners_result(admin, make
     stale = await start_worker(backend=slow, lease_seconds=30, concurrency=1)
     await wait_for(wait_status(admin, job_id, "running"), message="first claim")
     # the first worker stalls (GC pause, partition…): its lease expires and the job is reaped
-    admin.execute("update generation_jobs set lease_expires_at = now() - interval '1 second' where id = %s",
-                  (job_id,))
+    admin.execute(
+        "update generation_jobs set lease_expires_at = now() - interval '1 second' where id = %s", (job_id,)
+    )
     assert admin.execute("select queue.reap_expired_leases()").fetchone()[0] == 1
     fresh = await start_worker(backend=FaultInjectingBackend())
-    row = await wait_for(lambda: (r := job_row(admin, job_id))["status"] == "succeeded" and r, message="new owner")
+    row = await wait_for(
+        lambda: (r := job_row(admin, job_id))["status"] == "succeeded" and r, message="new owner"
+    )
     assert row["attempts"] == 2
     # the stale worker finishes later: its completion is fenced off and dropped
     await wait_for(lambda: not stale.runner.active_jobs, within=10, message="stale worker to give up")
     assert completions(admin, job_id) == [(2, fresh.worker_id)]
     row = job_row(admin, job_id)
     assert row["status"] == "succeeded" and row["backend"] == "fault-injecting-test-double"
-    assert row["backend_call_id"] == f"call-{job_id}-1"    # the fresh backend's first call, not the stale one's
+    assert row["backend_call_id"] == f"call-{job_id}-1"  # the fresh backend's first call, not the stale one's
     assert stale.runner.metrics.jobs_finished.labels("lease_lost")._value.get() == 1
 
 
-async def test_stopping_releases_unfinished_jobs_without_counting_the_attempt(admin, make_job, start_worker) -> None:
+class LoopBlockingBackend(FaultInjectingBackend):
+    """A backend that blocks the event loop (CPU-bound code, a GC pause): no lease renewal can run meanwhile."""
+
+    def __init__(self, block_seconds: float) -> None:
+        super().__init__(name="loop-blocking-test-double")
+        self.block_seconds = block_seconds
+
+    async def generate(self, request, on_progress):  # type: ignore[no-untyped-def]
+        if not self.calls:  # only the first call stalls
+            time.sleep(self.block_seconds)  # noqa: ASYNC251 (deliberate: the stall under test)
+        return await super().generate(request, on_progress)
+
+
+async def test_a_worker_that_stalled_past_its_lease_drops_its_result_without_uploading(
+    admin, database, make_job, start_worker
+) -> None:
+    job_id = make_job("contested")
+    reaped = threading.Event()
+
+    def reaper() -> None:  # runs while the test's event loop is blocked by the stale worker
+        with psycopg.connect(database, autocommit=True) as conn:
+            deadline = time.monotonic() + 20
+            while not reaped.is_set() and time.monotonic() < deadline:
+                if conn.execute("select queue.reap_expired_leases()").fetchone()[0]:
+                    reaped.set()
+                time.sleep(0.05)
+
+    thread = threading.Thread(target=reaper, daemon=True)
+    thread.start()
+    stale_storage = FaultInjectingStorage()
+    stale = await start_worker(
+        backend=LoopBlockingBackend(block_seconds=3.5), storage=stale_storage, lease_seconds=2, concurrency=1
+    )
+    await wait_for(lambda: reaped.is_set(), within=20, message="the stale worker's lease to be reaped")
+    # the reaped job is claimed again (here by the same worker, now healthy) and completed as attempt 2
+    row = await wait_for(
+        lambda: (r := job_row(admin, job_id))["status"] == "succeeded" and r, message="attempt 2"
+    )
+    thread.join(1)
+    assert completions(admin, job_id) == [(2, stale.worker_id)]
+    assert row["attempts"] == 2
+    assert stale_storage.uploads == 1, "attempt 1 uploaded after its lease was lost"
+    assert stale.runner.metrics.jobs_finished.labels("lease_lost")._value.get() == 1
+
+
+async def test_stopping_releases_unfinished_jobs_without_counting_the_attempt(
+    admin, make_job, start_worker
+) -> None:
     backend = FaultInjectingBackend()
     job_id = make_job("too long [sleep=30]")
     worker = await start_worker(backend=backend, grace_period=0.5)
@@ -234,7 +319,9 @@ async def test_stopping_releases_unfinished_jobs_without_counting_the_attempt(ad
     assert backend.cancelled == [str(job_id)]
 
 
-async def test_stopping_lets_in_flight_jobs_finish_within_the_grace_period(admin, make_job, start_worker) -> None:
+async def test_stopping_lets_in_flight_jobs_finish_within_the_grace_period(
+    admin, make_job, start_worker
+) -> None:
     job_id = make_job("short [sleep=1]")
     worker = await start_worker(backend=FaultInjectingBackend(), grace_period=10)
     await wait_for(wait_status(admin, job_id, "running"), message="start")
@@ -245,13 +332,21 @@ async def test_stopping_lets_in_flight_jobs_finish_within_the_grace_period(admin
 async def test_a_batch_of_jobs_completes_each_exactly_once(admin, make_job, start_worker) -> None:
     ids = [make_job(f"job {i}") for i in range(60)]
     worker = await start_worker(backend=FaultInjectingBackend(), concurrency=16)
-    await wait_for(lambda: admin.execute("select count(*) from generation_jobs where status = 'succeeded'"
-                                         ).fetchone()[0] == 60, message="all jobs")
-    counts = dict(admin.execute("select job_id, count(*) from queue.job_completions group by job_id").fetchall())
+    await wait_for(
+        lambda: (
+            admin.execute("select count(*) from generation_jobs where status = 'succeeded'").fetchone()[0]
+            == 60
+        ),
+        message="all jobs",
+    )
+    counts = dict(
+        admin.execute("select job_id, count(*) from queue.job_completions group by job_id").fetchall()
+    )
     assert set(counts) == set(ids) and set(counts.values()) == {1}
     assert worker.runner._completer.calls < 60, "completions are batched"
     succeeded_messages = admin.execute(
-        "select count(distinct id) from realtime.messages where payload->>'status' = 'succeeded'").fetchone()[0]
+        "select count(distinct id) from realtime.messages where payload->>'status' = 'succeeded'"
+    ).fetchone()[0]
     assert succeeded_messages == 60, "a batched completion still broadcasts each job, each message its own id"
 
 
@@ -264,8 +359,10 @@ async def test_cost_is_computed_from_the_gpu_price_table(admin, make_job, start_
 
 
 async def test_a_franchise_job_reaches_the_backend_with_its_lora(admin, user, start_worker) -> None:
-    admin.execute("insert into queue.franchise_loras (franchise, lora, scale) "
-                  "values ('naruto', 'org/naruto-lora:naruto.safetensors', 0.8)")
+    admin.execute(
+        "insert into queue.franchise_loras (franchise, lora, scale) "
+        "values ('naruto', 'org/naruto-lora:naruto.safetensors', 0.8)"
+    )
     seen: list[tuple[str, str | None, float]] = []
 
     class Recording(FaultInjectingBackend):
@@ -283,7 +380,8 @@ async def test_a_backend_call_past_its_deadline_is_stopped_and_retried(admin, ma
     backend = FaultInjectingBackend()
     job_id = make_job("never returns [sleep=60]")
     await start_worker(backend=backend, generation_timeout=0.5)
-    row = await wait_for(lambda: (r := job_row(admin, job_id))["error_code"] == "transient" and r,
-                         message="the timeout")
+    row = await wait_for(
+        lambda: (r := job_row(admin, job_id))["error_code"] == "transient" and r, message="the timeout"
+    )
     assert row["status"] == "queued" and row["error_message"] == "generation timed out after 0.5 s"
     assert backend.cancelled == [str(job_id)], "the backend call itself was cancelled"
