@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import signal
 from collections.abc import AsyncIterator
 from typing import Any
@@ -89,6 +90,7 @@ async def worker(settings: Settings, *, stop_event: asyncio.Event | None = None,
                 loop.add_signal_handler(sig, _on_signal, runner, sig)
                 handled.append(sig)
         watcher = asyncio.create_task(_stop_when(stop_event, runner)) if stop_event is not None else None
+        gc.freeze()      # the modules and objects built at start-up are permanent: keep them out of GC pauses
         log.info("worker %s ready", worker_id, extra={"action": "start", "worker_id": worker_id})
         try:
             await runner.run()
