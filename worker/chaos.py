@@ -14,6 +14,10 @@ Scenarios (issue 6, deliverable 1):
 - `stale-lease` a lease expires while its worker is still generating (the worker's event loop is blocked, or the
                 whole process is frozen with SIGSTOP): the job is reaped and completed by another worker; the
                 stale worker's result must change nothing, neither the row nor the stored object;
+- `stale-answer` the same race made exact: a worker finishes generating and sends its pre-upload lease check; the
+                harness holds the job's row lock so that check waits, freezes the worker (SIGSTOP), lets the
+                check succeed, keeps the worker frozen until the lease expired and another worker completed the
+                job, then resumes it: the worker now reads a stale "you hold the lease" and must not upload;
 - `hang`        some backend calls never return: the runner's per-call deadline (set to 5 s here with
                 TENKAIGEN_GENERATION_TIMEOUT_SECONDS) must stop them and retry, or the job is held (its lease
                 renewed) for ever.
@@ -89,6 +93,8 @@ class Plan:
     stall_every: tuple[float, float] | None = None   # seconds between two SIGSTOP/SIGCONT stalls of a worker
     stall_seconds: float = 0.0
     hang_jobs: int = 0
+    late_answer_jobs: int = 0                        # jobs whose pre-upload lease check is answered late
+    slow_seconds: float = 2.0                        # first-call generation time of those jobs
     extra_env: tuple[tuple[str, str], ...] = ()
 
     @property
@@ -108,6 +114,8 @@ def plans(quick: bool) -> dict[str, Plan]:
             "stale-lease": Plan("stale-lease", "lease expires mid-generation", jobs=24, deadline=90,
                                 insert_batches=1, latency=(0.3, 1.0), block_jobs=4, block_seconds=7.0,
                                 stall_every=(6.0, 8.0), stall_seconds=6.0),
+            "stale-answer": Plan("stale-answer", "lease check answered after the lease ran out", jobs=2,
+                                 deadline=60, latency=(0.05, 0.1), late_answer_jobs=2),
             "hang": Plan("hang", "backend call that never returns", jobs=20, deadline=45, insert_batches=1,
                          hang_jobs=3, extra_env=(("TENKAIGEN_GENERATION_TIMEOUT_SECONDS", "5"),)),
         }
@@ -121,12 +129,14 @@ def plans(quick: bool) -> dict[str, Plan]:
         "stale-lease": Plan("stale-lease", "lease expires mid-generation", jobs=120, deadline=300,
                             insert_batches=4, insert_gap=5.0, latency=(0.3, 1.5), block_jobs=16,
                             block_seconds=7.0, stall_every=(5.0, 8.0), stall_seconds=6.0),
+        "stale-answer": Plan("stale-answer", "lease check answered after the lease ran out", jobs=5,
+                             deadline=150, latency=(0.05, 0.1), late_answer_jobs=5),
         "hang": Plan("hang", "backend call that never returns", jobs=60, deadline=60, insert_batches=1,
                      hang_jobs=6, extra_env=(("TENKAIGEN_GENERATION_TIMEOUT_SECONDS", "5"),)),
     }
 
 
-DEFAULT_SCENARIOS = ("kill-9", "pg-restart", "faults", "stale-lease", "hang")
+DEFAULT_SCENARIOS = ("kill-9", "pg-restart", "faults", "stale-lease", "stale-answer", "hang")
 
 
 # ## Jobs and what each must end as
@@ -157,6 +167,7 @@ def make_jobs(plan: Plan, users: list[uuid.UUID], rng: random.Random) -> list[Jo
     kinds += [("permanent", 1)] * plan.permanent
     kinds += [("block", 1)] * plan.block_jobs
     kinds += [("hang", 1)] * plan.hang_jobs
+    kinds += [("late", 1)] * plan.late_answer_jobs
     kinds += [("plain", 0)] * max(0, plan.jobs - len(kinds))
     rng.shuffle(kinds)
     jobs = []
@@ -177,6 +188,9 @@ def make_jobs(plan: Plan, users: list[uuid.UUID], rng: random.Random) -> list[Jo
             spec.faults = 1
         elif kind == "hang":
             spec.prompt += " [hang=1]"
+            spec.faults = 1
+        elif kind == "late":
+            spec.prompt += f" [slow_first={plan.slow_seconds:g}]"
             spec.faults = 1
         jobs.append(spec)
     return jobs
@@ -459,7 +473,10 @@ def run_scenario(plan: Plan, *, seed: int, keep: bool, console: Any) -> Result:
         result.faults = sum(j.faults for j in jobs)
         workers = Workers(plan, cluster.dsn, root, seed)
         workers.start()
-        _drive(plan, db, cluster, workers, jobs, rng, result, console)
+        if plan.late_answer_jobs:
+            _drive_late_answers(plan, db, workers, jobs, root / "calls", result)
+        else:
+            _drive(plan, db, cluster, workers, jobs, rng, result, console)
         result.violations += workers.stop()
         result.stats["lease_lost_log_lines"] = workers.log_count("lease lost")
         result.stats["worker_logs"] = str(root / "logs")
@@ -569,6 +586,59 @@ def _drive(plan: Plan, db: Db, cluster: Any, workers: Workers, jobs: list[JobSpe
             break
         time.sleep(0.05)
     result.stats["max_lease_overdue_s"] = round(max_overdue, 1)
+    result.stats["drive_s"] = round(time.monotonic() - t0, 1)
+
+
+def _drive_late_answers(plan: Plan, db: Db, workers: Workers, jobs: list[JobSpec], calls: Path,
+                        result: Result) -> None:
+    """One job at a time (its first call generates for `slow_seconds`):
+    1. as soon as a worker claims it, hold the job's row lock: the worker's lease renewals wait on it, so by the
+       end of generation it knows less than half a lease is surely left and checks its lease before uploading;
+    2. once the image is generated and that check waits on the lock, freeze the worker (SIGSTOP) and release the
+       lock: the check succeeds in the database ("you hold the lease", for one more lease);
+    3. keep the worker frozen until its lease expired and another worker completed the job;
+    4. resume it: it reads the stale answer and must not upload over the winner's object."""
+    import psycopg
+
+    t0 = time.monotonic()
+    deadline = t0 + plan.deadline
+
+    def wait(predicate: Any, within: float, what: str) -> Any:
+        limit = min(deadline, time.monotonic() + within)
+        while time.monotonic() < limit:
+            value = predicate()
+            if value:
+                return value
+            time.sleep(0.02)
+        raise RuntimeError(f"stale-answer: timed out waiting for {what}")
+
+    def one(spec: JobSpec) -> None:
+        with psycopg.connect(db.dsn, connect_timeout=5) as locker:
+            insert_jobs(db, [spec])
+            row = wait(lambda: (db.query(
+                "select id, locked_by from public.generation_jobs where prompt = %s and status = 'running'",
+                (spec.prompt,)) or [None])[0], 30, "the job to be claimed")
+            job_id, owner = row["id"], row["locked_by"]
+            locker.execute("select 1 from public.generation_jobs where id = %s for update", (job_id,))
+            victim = next(p for p in workers.procs if p.alive() and owner.split(":")[1] == str(p.pid))
+            wait(lambda: (calls / f"{job_id}.1.generated").exists(), plan.slow_seconds + 30, "the image")
+            time.sleep(0.3)
+            waiting = (db.query("select count(*) as n from pg_stat_activity where wait_event_type = 'Lock' "
+                                "and query ilike %s", ("%renew_leases%",)) or [{"n": 0}])[0]["n"]
+            os.kill(victim.pid, signal.SIGSTOP)
+            result.stalls += 1
+            result.stats.setdefault("lease_checks_waiting", []).append(waiting)
+            locker.rollback()
+        try:
+            wait(lambda: (db.query("select status from public.generation_jobs where id = %s", (job_id,))
+                          or [{"status": None}])[0]["status"] == "succeeded", 30,
+                 "the job to be completed while its first worker is frozen")
+        finally:
+            os.kill(victim.pid, signal.SIGCONT)
+        time.sleep(1.5)                 # the resumed worker reads its stale answer and acts on it
+
+    for spec in jobs:
+        one(spec)
     result.stats["drive_s"] = round(time.monotonic() - t0, 1)
 
 

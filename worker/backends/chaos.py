@@ -20,6 +20,10 @@ against its own job row by rendering again), and adds, driven by the prompt and 
                       not renewed meanwhile, so it expires while the worker is "still generating"
       [hang=N]        the first N calls never return (no deadline): only a cancel or a lost lease stops them
       [sleep=S]       generation takes S more seconds
+      [slow_first=S]  the job's first call takes S more seconds (later calls are fast)
+
+- with a state directory, a marker `<job_id>.<call>.generated` is written when a call returns its image, so the
+  harness knows the worker is now about to upload (scripts/chaos `stale-answer` freezes it right there);
 
 - provenance: the PNG carries a `tEXt` chunk `tenkaigen-chaos` = `worker=<worker id> call=<n>`, so the harness
   can tell which worker wrote a stored object (the pixels are the placeholder's).
@@ -131,6 +135,8 @@ class ChaosBackend:
             await asyncio.Event().wait()          # forever: only cancellation ends it
         steps = max(1, request.steps)
         duration = self._rng.uniform(*self.latency) + float(script.get("sleep") or 0.0)
+        if call == 1:
+            duration += float(script.get("slow_first") or 0.0)
         for step in range(1, steps + 1):
             if duration:
                 await asyncio.sleep(duration / steps)
@@ -139,6 +145,8 @@ class ChaosBackend:
         if "block" in script and call == 1:
             time.sleep(float(script["block"] or 0.0))  # noqa: ASYNC251 - deliberately blocks the event loop: a stalled worker
         png = add_provenance(png, f"worker={self.worker_id} call={call}")
+        if self.state_dir is not None:
+            (self.state_dir / f"{request.job_id}.{call}.generated").touch()
         return GenerationResult(
             png=png, width=request.width, height=request.height, seed=request.seed, steps=steps,
             variant=request.variant, backend=self.name, backend_call_id=f"chaos-{request.job_id}-{call}",
