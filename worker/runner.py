@@ -60,6 +60,7 @@ FINISHING_WAIT_DEFAULT = 60.0
 RETRY_DELAY_MIN = 0.05
 RETRY_DELAY_MAX = 2.0
 RECENT_CANCEL_MEMORY_SECONDS = 120.0
+UPLOAD_LEASE_CHECKS = 3
 UPLOAD_LEASE_MARGIN_FRACTION = 0.1   # of the lease, kept in hand when deciding an upload surely fits inside it
 
 log = logger("runner")
@@ -433,20 +434,26 @@ class Runner:
         The object key is fixed (`<user_id>/<job_id>.png`), so a worker that stalled past its lease (GC pause,
         blocked loop, frozen VM, partition) must not upload over the result of the job's next owner. Nobody can
         take the job before its lease expires, so the upload is safe while the lease surely lasts: when less than
-        half a lease is left, one fenced renewal confirms and extends it first (a lost lease drops the result
-        without uploading). The window excludes a safety margin for clock rate and scheduling.
+        half a lease is left, a fenced renewal confirms and extends it first (a lost lease drops the result
+        without uploading), checked again if a stall ate the confirmed time. The window excludes a safety margin
+        for clock rate and scheduling. What remains is a stall between this check and the storage request
+        itself, which only a conditional write in the object store could close.
         """
         margin = max(1.0, self.lease_seconds * UPLOAD_LEASE_MARGIN_FRACTION)
-        if active.lease_held_until - time.monotonic() < self.lease_seconds / 2:
+        for _ in range(UPLOAD_LEASE_CHECKS):
+            window = active.lease_held_until - time.monotonic() - margin
+            if window >= self.lease_seconds / 2 - margin:
+                return window                      # enough of the lease left: no round trip needed
             sent = time.monotonic()
             alive = await self.write("renew_leases", lambda: self.queue.renew_leases([active.held]))
             if active.job.id not in alive:
                 raise LeaseLost("lease lost before upload; the result is dropped and nothing is uploaded")
-            active.lease_held_until = sent + self.lease_seconds
+            active.lease_held_until = max(active.lease_held_until, sent + self.lease_seconds)
             if alive[active.job.id]:
                 active.stop_reason = "cancel"
                 raise asyncio.CancelledError
-        return max(0.1, active.lease_held_until - time.monotonic() - margin)
+            # loop: a stall after the answer arrived would have eaten the lease it confirmed; check again
+        raise Transient("could not confirm the lease before uploading: the worker keeps stalling; retrying later")
 
     def _completion(self, job: Job, result: GenerationResult, size: int) -> Completion:
         gpu_seconds = result.gpu_seconds
