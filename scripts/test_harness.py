@@ -1,7 +1,7 @@
 """Run every test suite against one ephemeral PostgreSQL and print one closing line `N passed, N failed`.
 
 Called by scripts/test after scripts/bootstrap. Order: ruff, pgTAP (pg_prove on supabase/tests), pytest,
-deno (scripts/test_deno, once it exists). A skipped pytest test counts as failed: nothing real is skipped in CI.
+the quick chaos runs (scripts/chaos --quick), deno (scripts/test_deno). A skipped pytest test counts as failed: nothing real is skipped in CI.
 With DATABASE_URL set the suites use that server (its user needs CREATEDB) instead of starting a cluster.
 """
 
@@ -141,19 +141,17 @@ def run_pytest(server_dsn: str, extra_args: list[str]) -> SuiteResult:
     return SuiteResult("pytest", tests - failed - skipped, failed + skipped, time.monotonic() - start, note)
 
 
-def run_deno() -> SuiteResult | None:
-    script = ROOT / "scripts" / "test_deno"
-    if not script.exists():
-        return None
+def run_counted_script(name: str, args: list[str]) -> SuiteResult:
+    """A script that ends with the line `<name>: N passed, N failed` (scripts/test_deno, scripts/chaos)."""
     start = time.monotonic()
-    proc = _run([str(script)])
-    match = re.search(r"^deno: (\d+) passed, (\d+) failed\s*$", proc.stdout, re.M)
+    proc = _run(args)
+    match = re.search(rf"^{name}: (\d+) passed, (\d+) failed\s*$", proc.stdout, re.M)
     if not match:
-        return SuiteResult("deno", 0, 1, time.monotonic() - start, "no 'deno: N passed, N failed' line")
+        return SuiteResult(name, 0, 1, time.monotonic() - start, f"no '{name}: N passed, N failed' line")
     passed, failed = int(match[1]), int(match[2])
     if proc.returncode != 0 and failed == 0:
         failed = 1
-    return SuiteResult("deno", passed, failed, time.monotonic() - start)
+    return SuiteResult(name, passed, failed, time.monotonic() - start)
 
 
 def with_server(body: Callable[[str], list[SuiteResult]]) -> list[SuiteResult]:
@@ -180,9 +178,9 @@ def main(argv: list[str]) -> int:
     except Exception as exc:  # the harness itself broke: report it as a failure, never as a pass
         print(f"test harness error: {type(exc).__name__}: {exc}", flush=True)
         results.append(SuiteResult("harness", 0, 1, 0.0, str(exc)))
-    deno = run_deno()
-    if deno:
-        results.append(deno)
+    # the chaos runs start their own clusters and worker processes (scripts/chaos --quick: under 3 minutes)
+    results.append(run_counted_script("chaos", [str(ROOT / "scripts" / "chaos"), "--quick"]))
+    results.append(run_counted_script("deno", [str(ROOT / "scripts" / "test_deno")]))
 
     print("\nsuite      passed  failed  seconds")
     for r in results:
