@@ -9,8 +9,8 @@ worth retrying; anything else is treated as transient by the runner.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from dataclasses import dataclass, field, fields
+from typing import Any, Protocol, runtime_checkable
 
 ProgressCallback = Callable[[int, int], Awaitable[None]]
 """Called as `await on_progress(step, total)` after each denoising step (step counts from 1)."""
@@ -32,6 +32,10 @@ class GenerationRequest:
     init_image: bytes | None = None
     lora: str | None = None
     lora_scale: float = 1.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields as a plain dict (no deep copy of the image bytes): the pipeline's request payload."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import importlib.util
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from modal_app import pins
 from modal_app.pipeline import (
@@ -92,7 +91,7 @@ class LocalBackend:
     async def generate(self, request: GenerationRequest, on_progress: ProgressCallback) -> GenerationResult:
         variant = self.pipeline_variant(request)
         try:
-            parsed = PipelineRequest.from_dict({**_fields(request), "variant": variant})
+            parsed = PipelineRequest.from_dict({**request.to_dict(), "variant": variant})
         except InvalidRequest as exc:
             raise BadRequest(str(exc)) from exc
         async with self._lock:
@@ -166,10 +165,6 @@ class LocalBackend:
             with contextlib.suppress(BaseException):
                 await asyncio.shield(self._loading)
         self._release()
-
-
-def _fields(request: GenerationRequest) -> dict[str, Any]:
-    return {f.name: getattr(request, f.name) for f in dataclasses.fields(request)}
 
 
 def create_backend(settings: Settings) -> LocalBackend:

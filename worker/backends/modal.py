@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
-import dataclasses
 import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -192,7 +191,7 @@ class ModalBackend:
 
 def request_payload(request: GenerationRequest) -> dict[str, Any]:
     """The dict the Modal method receives, validated here first so a bad request never reaches a GPU."""
-    payload = {f.name: getattr(request, f.name) for f in dataclasses.fields(request)}
+    payload = request.to_dict()
     try:
         PipelineRequest.from_dict(payload)
     except InvalidRequest as exc:
