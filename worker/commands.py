@@ -19,7 +19,7 @@ import psycopg
 
 from worker.backends.registry import create_backend
 from worker.config import Settings
-from worker.db import connection_kwargs, describe_connect_error, open_pool
+from worker.db import DedicatedConnection, connection_kwargs, describe_connect_error, open_pool
 from worker.exceptions import ConfigurationError
 from worker.jobs import JobRecord, JobStats
 from worker.logging import logger
@@ -58,13 +58,15 @@ async def worker(settings: Settings, *, stop_event: asyncio.Event | None = None,
     backend = create_backend(settings)
     storage = create_storage(settings)
     pool = None
+    claim_connection = DedicatedConnection(settings.dsn, application_name="tenkaigen-claims")
     server: MetricsServer | None = None
     scheduler = None
     loop = asyncio.get_running_loop()
     handled: list[signal.Signals] = []
     try:
         pool = await open_pool(settings.dsn, min_size=min(2, settings.pool_size), max_size=settings.pool_size)
-        queue = QueueClient(pool, worker_id, lease_seconds=settings.lease_seconds)
+        queue = QueueClient(pool, worker_id, lease_seconds=settings.lease_seconds,
+                            claim_connection=claim_connection)
         await check_schema(queue)
         metrics = Metrics()
         health = Health(stale_after=max(60.0, 3 * settings.poll_interval), detail={"worker_id": worker_id})
@@ -108,6 +110,7 @@ async def worker(settings: Settings, *, stop_event: asyncio.Event | None = None,
             await backend.aclose()
         with contextlib.suppress(Exception):
             await storage.aclose()
+        await claim_connection.close()
         if pool is not None:
             await pool.close()
 

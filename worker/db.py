@@ -4,6 +4,9 @@ The pool (psycopg_pool.AsyncConnectionPool, autocommit) carries every queue call
 commits at once, so no transaction stays open across a generation. Broken connections (a database restart) are
 discarded by the pool when returned and replaced in the background; callers retry.
 
+The claim loop owns one connection outside the pool (`DedicatedConnection`): it runs one claim at a time, and a
+claim woken by a NOTIFY should not pay for a pool checkout on the way to the server.
+
 The listener owns one connection outside the pool. It LISTENs to the wake-up channels, reconnects with
 exponential backoff (re-LISTENing every time), sends a keepalive query when idle, and reports each (re)connect so
 the runner can poll at once for anything it missed. NOTIFY is a hint only: the runner always polls too.
@@ -14,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
 import psycopg
@@ -99,6 +102,38 @@ def describe_connect_error(exc: BaseException) -> str:
     return text[:300]
 
 
+class DedicatedConnection:
+    """One autocommit connection for one caller that runs one statement at a time (the claim loop).
+
+    Opened on first use; closed after a call that leaves it broken or mid-statement (a restart, a cancelled call),
+    and opened again by the next call, so callers only have to retry.
+    """
+
+    def __init__(self, dsn: str, *, application_name: str) -> None:
+        self._dsn = dsn
+        self._kwargs = connection_kwargs(dsn, application_name=application_name)
+        self._conn: psycopg.AsyncConnection[Any] | None = None
+
+    @contextlib.asynccontextmanager
+    async def connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        if self._conn is None or self._conn.closed:
+            self._conn = None
+            self._conn = await psycopg.AsyncConnection.connect(self._dsn, **self._kwargs)
+        conn = self._conn
+        try:
+            yield conn
+        except BaseException:
+            if conn.broken or conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                await self.close()
+            raise
+
+    async def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await conn.close()
+
+
 class Listener:
     """A dedicated LISTEN connection that survives database restarts.
 
@@ -143,6 +178,7 @@ class Listener:
                 while True:
                     async for notify in conn.notifies(timeout=self._keepalive_interval):
                         self._on_notify(notify.channel, notify.payload)
+                        await asyncio.sleep(0)      # let a woken claim loop send its claim before we re-arm
                     await conn.execute("select 1")       # keepalive: noticed by the server and by us
             except asyncio.CancelledError:
                 raise

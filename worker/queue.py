@@ -1,7 +1,7 @@
 """QueueClient: the worker's side of the database contract, one async method per `queue.*` SQL function.
 
 Each method runs one named query from worker/queries.sql on a pooled autocommit connection (one round trip, one
-transaction) and returns plain Python values. psycopg errors are translated here, once: a lost or refused
+transaction; claims go through the claim loop's own connection when one is given) and returns plain Python values. psycopg errors are translated here, once: a lost or refused
 connection becomes `DatabaseUnavailable` (a `Transient`), which callers retry. Fencing is the SQL's job: a write
 for a lease this worker no longer holds returns False / None / a missing id, never an exception.
 """
@@ -24,6 +24,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from worker.db import DedicatedConnection
 from worker.exceptions import BadRequest, Transient
 from worker.jobs import Job, JobRecord, JobStats
 
@@ -101,10 +102,12 @@ def translate_errors() -> Any:
 class QueueClient:
     """The queue functions as methods, bound to one worker id. `round_trips` counts statements sent."""
 
-    def __init__(self, pool: AsyncConnectionPool, worker_id: str, *, lease_seconds: int = 60) -> None:
+    def __init__(self, pool: AsyncConnectionPool, worker_id: str, *, lease_seconds: int = 60,
+                 claim_connection: DedicatedConnection | None = None) -> None:
         self.pool = pool
         self.worker_id = worker_id
         self.lease_seconds = lease_seconds
+        self.claim_connection = claim_connection
         self.round_trips = 0
 
     @contextlib.asynccontextmanager
@@ -130,11 +133,17 @@ class QueueClient:
     # ## Worker API (fenced by worker id + attempt in SQL)
     async def claim_jobs(self, max_jobs: int) -> list[Job]:
         self.round_trips += 1
-        async with self._connection() as conn:
-            cur = conn.cursor(row_factory=dict_row)
-            await cur.execute(QUERIES["claim_jobs"], {
-                "worker_id": self.worker_id, "max_jobs": max_jobs, "lease_seconds": self.lease_seconds})
-            return [Job.from_row(row) for row in await cur.fetchall()]
+        params = {"worker_id": self.worker_id, "max_jobs": max_jobs, "lease_seconds": self.lease_seconds}
+        if self.claim_connection is None:
+            async with self._connection() as conn:
+                cur = conn.cursor(row_factory=dict_row)
+                await cur.execute(QUERIES["claim_jobs"], params)
+                return [Job.from_row(row) for row in await cur.fetchall()]
+        with translate_errors():
+            async with self.claim_connection.connection() as conn:
+                cur = conn.cursor(row_factory=dict_row)
+                await cur.execute(QUERIES["claim_jobs"], params)
+                return [Job.from_row(row) for row in await cur.fetchall()]
 
     async def renew_leases(self, held: Sequence[tuple[UUID, int]]) -> dict[UUID, bool]:
         """{job_id: cancel_requested} for the leases still held; a job missing from it was lost."""

@@ -10,7 +10,7 @@ import psycopg
 import pytest
 
 from tests.integration.conftest import job_row
-from worker.db import open_pool
+from worker.db import DedicatedConnection, open_pool
 from worker.exceptions import BadRequest
 from worker.jobs import JobStatus
 from worker.queue import (
@@ -175,6 +175,26 @@ async def test_a_database_that_went_away_raises_database_unavailable(database, d
             await client.claim_jobs(1)
         assert await client.claim_jobs(1) == [], "the pool replaced the broken connection"
     finally:
+        await pool.close()
+
+
+async def test_the_claim_connection_is_reopened_after_the_database_dropped_it(database, db_server, make_job) -> None:
+    pool = await open_pool(database, min_size=1, max_size=1)
+    claims = DedicatedConnection(database, application_name="tenkaigen-claims-test")
+    client = QueueClient(pool, "w:1:x", claim_connection=claims)
+    try:
+        assert await client.claim_jobs(1) == []
+        with psycopg.connect(db_server.admin_dsn, autocommit=True) as admin:
+            (terminated,) = admin.execute(
+                "select count(*) from (select pg_terminate_backend(pid) from pg_stat_activity "
+                "where application_name = 'tenkaigen-claims-test') t").fetchone()
+        assert terminated == 1, "the claim went through its own connection, not the pool"
+        with pytest.raises(DatabaseUnavailable):
+            await client.claim_jobs(1)
+        job_id = make_job("after the restart")
+        assert [job.id for job in await client.claim_jobs(1)] == [job_id], "the next claim reconnected"
+    finally:
+        await claims.close()
         await pool.close()
 
 
