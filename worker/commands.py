@@ -82,8 +82,8 @@ async def worker(settings: Settings, *, stop_event: asyncio.Event | None = None,
             queue=queue, backend=backend, storage=storage, dsn=settings.dsn, concurrency=settings.concurrency,
             poll_interval=settings.poll_interval, grace_period=settings.grace_period,
             progress_interval=settings.progress_interval, completion_batch_size=settings.completion_batch_size,
-            generation_timeout=settings.generation_timeout_seconds, gpu_prices=settings.gpu_prices,
-            metrics=metrics, health=health)
+            generation_timeout=settings.generation_timeout_seconds, max_result_bytes=settings.max_result_bytes,
+            gpu_prices=settings.gpu_prices, metrics=metrics, health=health)
         if settings.scheduler_enabled:
             scheduler = build_scheduler(settings, queue, storage, metrics)
             scheduler.start()

@@ -31,6 +31,7 @@ METRICS_PORT_DEFAULT = 9464
 RETENTION_DAYS_DEFAULT = 30
 REAP_INTERVAL_DEFAULT = 15.0
 GENERATION_TIMEOUT_DEFAULT = 900.0
+MAX_RESULT_BYTES_DEFAULT = 64 * 1024 * 1024
 
 GPU_PRICES_USD_PER_SECOND_DEFAULT: dict[str, float] = {
     # Modal's published per-second GPU prices (modal.com/pricing, 2025); override with TENKAIGEN_GPU_PRICES.
@@ -103,6 +104,10 @@ class Settings(BaseSettings):
     generation_timeout_seconds: float = Field(
         default=GENERATION_TIMEOUT_DEFAULT, gt=0, le=24 * 3600,
         description="Deadline of one backend call; a call past it is stopped and the attempt retried (transient).")
+    max_result_bytes: int = Field(
+        default=MAX_RESULT_BYTES_DEFAULT, ge=1,
+        description="Largest PNG a backend may return; a bigger one is refused before upload "
+                    "(invalid_backend_result, retried).")
     progress_interval: float = Field(default=PROGRESS_INTERVAL_DEFAULT, ge=0, le=600,
                                      description="Minimum seconds between two progress writes of one job.")
     pool_size: int = Field(default=4, ge=1, le=100, description="Connections in the work pool (plus 1 listener).")

@@ -40,3 +40,13 @@ class JobCanceled(TenkaigenError):
     """The job's owner canceled it while it was running."""
 
     error_code = "canceled"
+
+
+class InvalidBackendResult(Transient):
+    """The backend returned something that is not the PNG that was asked for (empty, too large, not a PNG,
+    truncated, or of another size). Nothing is uploaded. Transient on purpose: a backend answering garbage is
+    most likely a deployment or infrastructure fault (a half-rolled-out image, a proxy's error page, a cut-off
+    transfer), not a property of the request, so the job is retried with backoff up to max_attempts and then
+    ends `failed` with this message."""
+
+    error_code = "invalid_backend_result"

@@ -14,6 +14,8 @@ Shape (procrastinate's worker loop, adapted):
 - The lease renewer extends every held lease each `lease_seconds / 3`; a job missing from the answer lost its
   lease (its task is stopped, nothing is written); `cancel_requested` stops it like a cancel NOTIFY does, and the
   worker then acknowledges the cancel (running -> canceled).
+- What the backend returns is checked before upload (`worker.results.check_png`: a PNG of the requested size,
+  complete, at most `max_result_bytes`); a failed check is `InvalidBackendResult`, a Transient.
 - Errors: BadRequest → fail_job(retryable=false); Transient and anything unexpected → fail_job(retryable=true)
   (the SQL decides between a retry after backoff and `failed`); a lost lease → drop.
 - Final writes (complete, fail, acknowledge_cancel, release) run under `asyncio.shield` and are retried while the
@@ -41,6 +43,7 @@ from worker.config import (
     CONCURRENCY_DEFAULT,
     GENERATION_TIMEOUT_DEFAULT,
     GRACE_PERIOD_DEFAULT,
+    MAX_RESULT_BYTES_DEFAULT,
     POLL_INTERVAL_DEFAULT,
     PROGRESS_INTERVAL_DEFAULT,
 )
@@ -50,6 +53,7 @@ from worker.jobs import Job
 from worker.logging import logger
 from worker.metrics import Health, Metrics
 from worker.queue import Completion, DatabaseUnavailable, QueueClient
+from worker.results import check_png
 from worker.storage.base import Storage
 
 COMPLETION_BATCH_SIZE_DEFAULT = 200
@@ -164,6 +168,7 @@ class Runner:
         completion_batch_size: int = COMPLETION_BATCH_SIZE_DEFAULT,
         final_write_deadline: float = FINAL_WRITE_DEADLINE_DEFAULT,
         generation_timeout: float = GENERATION_TIMEOUT_DEFAULT,
+        max_result_bytes: int = MAX_RESULT_BYTES_DEFAULT,
         gpu_prices: dict[str, float] | None = None,
         metrics: Metrics | None = None,
         health: Health | None = None,
@@ -179,6 +184,7 @@ class Runner:
         self.lease_seconds = queue.lease_seconds
         self.final_write_deadline = final_write_deadline
         self.generation_timeout = generation_timeout
+        self.max_result_bytes = max_result_bytes
         self.gpu_prices = gpu_prices or {}
         self.metrics = metrics or Metrics()
         self.health = health or Health(stale_after=max(60.0, 3 * poll_interval))
@@ -390,6 +396,8 @@ class Runner:
                 except TimeoutError:
                     raise Transient(f"generation timed out after {self.generation_timeout:g} s") from None
                 self.metrics.generation_seconds.observe(time.monotonic() - started)
+                check_png(result.png, width=job.width, height=job.height, max_bytes=self.max_result_bytes,
+                          backend=result.backend or self.backend.name)    # InvalidBackendResult: nothing uploaded
                 upload_window = await self._lease_window_for_upload(active)
                 uploaded = time.monotonic()
                 try:

@@ -14,7 +14,6 @@ It records every call, cancellation and completion so tests can assert on them.
 from __future__ import annotations
 
 import asyncio
-import base64
 import re
 import time
 from collections import Counter
@@ -23,11 +22,10 @@ from dataclasses import dataclass, field
 
 from worker.backends.base import GenerationRequest, GenerationResult, ProgressCallback
 from worker.exceptions import BadRequest, Transient
+from worker.results import blank_png
 from worker.storage.base import RESULTS_BUCKET, StoredObject
 
 DIRECTIVE = re.compile(r"\[(?P<name>[a-z_]+)(?:=(?P<value>[0-9.]+))?\]")
-PNG_1X1 = base64.b64decode(
-    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==")
 
 
 def directives(prompt: str) -> dict[str, float | None]:
@@ -73,9 +71,9 @@ class FaultInjectingBackend:
             raise
         self.finished.append(request.job_id)
         return GenerationResult(
-            png=PNG_1X1, width=request.width, height=request.height, seed=request.seed, steps=total,
-            variant=request.variant, backend=self.name, backend_call_id=f"call-{request.job_id}-{call}",
-            gpu_type=self.gpu_type, gpu_seconds=self.gpu_seconds)
+            png=blank_png(request.width, request.height), width=request.width, height=request.height,
+            seed=request.seed, steps=total, variant=request.variant, backend=self.name,
+            backend_call_id=f"call-{request.job_id}-{call}", gpu_type=self.gpu_type, gpu_seconds=self.gpu_seconds)
 
     async def aclose(self) -> None:
         return None

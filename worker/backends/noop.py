@@ -1,19 +1,16 @@
-"""The `noop` backend: returns a constant tiny PNG at once. It exists for the queue benchmark only (it measures
-claim → complete without any generation cost); never run it for real jobs."""
+"""The `noop` backend: returns a blank (transparent) PNG of the requested size at once. It exists for the queue
+benchmark only (it measures claim → complete without any generation cost); never run it for real jobs. The PNG
+is built once per size and cached (`worker.results.blank_png`), so a job costs a dictionary lookup."""
 
 from __future__ import annotations
 
-import base64
 from typing import TYPE_CHECKING
 
 from worker.backends.base import GenerationRequest, GenerationResult, ProgressCallback
+from worker.results import blank_png
 
 if TYPE_CHECKING:
     from worker.config import Settings
-
-# a valid 1x1 transparent PNG
-PNG_1X1 = base64.b64decode(
-    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==")
 
 
 class NoopBackend:
@@ -23,8 +20,8 @@ class NoopBackend:
 
     async def generate(self, request: GenerationRequest, on_progress: ProgressCallback) -> GenerationResult:
         return GenerationResult(
-            png=PNG_1X1, width=request.width, height=request.height, seed=request.seed, steps=request.steps,
-            variant=request.variant, backend=self.name)
+            png=blank_png(request.width, request.height), width=request.width, height=request.height,
+            seed=request.seed, steps=request.steps, variant=request.variant, backend=self.name)
 
     async def aclose(self) -> None:
         return None
