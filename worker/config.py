@@ -19,7 +19,7 @@ from worker.exceptions import ConfigurationError
 
 ENV_PREFIX = "TENKAIGEN_"
 
-BackendName = Literal["placeholder", "tiny", "local", "modal", "noop"]
+BackendName = Literal["placeholder", "tiny", "local", "modal", "noop", "chaos"]
 StorageName = Literal["local", "supabase", "memory"]
 
 CONCURRENCY_DEFAULT = 4
@@ -79,7 +79,8 @@ class Settings(BaseSettings):
     backend: BackendName = Field(
         default="modal",
         description="Generation backend: modal (production), local (CUDA in-process), tiny (CPU smoke test), "
-                    "placeholder (no ML: a PNG showing the prompt), noop (queue benchmark only).",
+                    "placeholder (no ML: a PNG showing the prompt), noop (queue benchmark only), "
+                    "chaos (fault-injecting test double of scripts/chaos only).",
     )
     storage: StorageName = Field(
         default="supabase",

@@ -30,8 +30,8 @@ def test_a_missing_database_url_and_bad_values_are_all_reported_at_once() -> Non
     message = str(error.value)
     assert "3 problems" in message or "4 problems" in message
     assert "DATABASE_URL: missing" in message
-    assert "TENKAIGEN_BACKEND: must be one of 'placeholder', 'tiny', 'local', 'modal' or 'noop' (got 'gpu')" \
-        in message
+    assert "TENKAIGEN_BACKEND: must be one of 'placeholder', 'tiny', 'local', 'modal', 'noop' or 'chaos' " \
+        "(got 'gpu')" in message
     assert "TENKAIGEN_CONCURRENCY: Input should be greater than or equal to 1 (got 0)" in message
     assert "TENKAIGEN_POLL_INTERVAL" in message
 

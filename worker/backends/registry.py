@@ -21,6 +21,7 @@ BACKEND_MODULES: dict[str, str] = {
     "tiny": "worker.backends.tiny",
     "local": "worker.backends.local",
     "modal": "worker.backends.modal",
+    "chaos": "worker.backends.chaos",          # a test double for scripts/chaos, never for serving users
 }
 
 INSTALL_HINTS: dict[str, str] = {
