@@ -1,4 +1,6 @@
-"""The `chaos` backend: a fault-injecting TEST DOUBLE for `scripts/chaos`. Never use it to serve users.
+"""The `chaos` backend: a fault-injecting TEST DOUBLE for the chaos runs (`scripts/chaos`). Never use it to serve
+users. It is registered like the others (`TENKAIGEN_BACKEND=chaos`) only so that the harness can start plain
+`python -m worker worker` processes.
 
 It renders exactly what the `placeholder` backend renders for the same request (so a stored image can be checked
 against its own job row by rendering again), and adds, driven by the prompt and the environment:
