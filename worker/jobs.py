@@ -151,14 +151,15 @@ class JobRecord:
 
 @dataclass(frozen=True, slots=True)
 class JobStats:
-    """A row of the `queue.job_stats` view."""
+    """A row of the `queue.job_stats` view: the active jobs counted exactly, the finished ones over the last 24 h
+    (the view never reads the whole history)."""
 
     queued: int
     claimable: int
     running: int
-    succeeded: int
-    failed: int
-    canceled: int
+    succeeded_last_24h: int
+    failed_last_24h: int
+    canceled_last_24h: int
     oldest_claimable_age_seconds: float | None
     finished_last_hour: int
     gpu_seconds_last_24h: float
@@ -169,7 +170,8 @@ class JobStats:
         age = row["oldest_claimable_age_seconds"]
         return cls(
             queued=row["queued"], claimable=row["claimable"], running=row["running"],
-            succeeded=row["succeeded"], failed=row["failed"], canceled=row["canceled"],
+            succeeded_last_24h=row["succeeded_last_24h"], failed_last_24h=row["failed_last_24h"],
+            canceled_last_24h=row["canceled_last_24h"],
             oldest_claimable_age_seconds=None if age is None else float(age),
             finished_last_hour=row["finished_last_hour"],
             gpu_seconds_last_24h=float(row["gpu_seconds_last_24h"]),

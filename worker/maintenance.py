@@ -63,8 +63,10 @@ async def purge_finished_jobs(queue: QueueClient, storage: Storage, retention_da
 async def collect_queue_metrics(queue: QueueClient, metrics: Metrics) -> JobStats:
     """Refresh the queue-wide gauges from queue.job_stats."""
     stats = await queue.job_stats()
-    for status in JobStatus:
-        metrics.queue_jobs.labels(status.value).set(getattr(stats, status.value))
+    metrics.queue_jobs.labels(JobStatus.QUEUED.value).set(stats.queued)
+    metrics.queue_jobs.labels(JobStatus.RUNNING.value).set(stats.running)
+    for status in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELED):
+        metrics.queue_finished_24h.labels(status.value).set(getattr(stats, f"{status.value}_last_24h"))
     metrics.queue_claimable.set(stats.claimable)
     metrics.queue_oldest_age.set(stats.oldest_claimable_age_seconds or 0.0)
     metrics.queue_cost_24h.set(stats.cost_usd_last_24h)

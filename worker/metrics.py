@@ -53,8 +53,11 @@ class Metrics:
         self.gpu_seconds = Counter("tenkaigen_gpu_seconds", "GPU seconds of the jobs this worker completed.",
                                    registry=r)
         # queue-wide gauges, refreshed by the scheduler from queue.job_stats
-        self.queue_jobs = Gauge("tenkaigen_queue_jobs", "Jobs in the table by status (queue.job_stats).",
+        self.queue_jobs = Gauge("tenkaigen_queue_jobs", "Active jobs by status: queued, running (queue.job_stats).",
                                 ["status"], registry=r)
+        self.queue_finished_24h = Gauge("tenkaigen_queue_finished_jobs_last_24h",
+                                        "Jobs finished in the last 24 h by status: succeeded, failed, canceled "
+                                        "(queue.job_stats).", ["status"], registry=r)
         self.queue_claimable = Gauge("tenkaigen_queue_claimable_jobs", "Queued jobs whose run_after has passed.",
                                      registry=r)
         self.queue_oldest_age = Gauge("tenkaigen_queue_oldest_claimable_age_seconds",

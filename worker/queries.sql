@@ -51,9 +51,9 @@ select queue.requeue_job(%(job_id)s, %(reset_attempts)s);
 select queue.cancel_job(%(job_id)s);
 
 -- job_stats --
--- Admin: queue depth by status, oldest claimable job, throughput and cost.
-select queued, claimable, running, succeeded, failed, canceled, oldest_claimable_age_seconds, finished_last_hour,
-       gpu_seconds_last_24h, cost_usd_last_24h
+-- Admin: queue depth (exact), oldest claimable job, and the last 24 h's finished jobs by status, throughput and cost.
+select queued, claimable, running, succeeded_last_24h, failed_last_24h, canceled_last_24h,
+       oldest_claimable_age_seconds, finished_last_hour, gpu_seconds_last_24h, cost_usd_last_24h
 from queue.job_stats;
 
 -- get_job --

@@ -66,9 +66,11 @@ async def test_queue_gauges_come_from_job_stats(make_job, queue) -> None:
     await finish(queue, cost=0.25)
     metrics = Metrics()
     stats = await maintenance.collect_queue_metrics(queue, metrics)
-    assert (stats.queued, stats.succeeded) == (2, 1)
+    assert (stats.queued, stats.running, stats.succeeded_last_24h) == (2, 0, 1)
     body = metrics.render().decode()
     assert 'tenkaigen_queue_jobs{status="queued"} 2.0' in body
+    assert 'tenkaigen_queue_jobs{status="succeeded"}' not in body, "finished jobs are not counted over all time"
+    assert 'tenkaigen_queue_finished_jobs_last_24h{status="succeeded"} 1.0' in body
     assert "tenkaigen_queue_cost_usd_last_24h 0.25" in body
 
 

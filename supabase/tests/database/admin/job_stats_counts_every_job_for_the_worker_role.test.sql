@@ -16,10 +16,10 @@ select ok(has_table_privilege('tenkaigen_worker', 'queue.job_stats', 'select'), 
 -- TEST: the worker role sees the same counts as an admin (read as the worker; asserted as the admin, since
 -- the worker has no usage on schema extensions where pgTAP lives)
 set local role tenkaigen_worker;
-select format('(%s,%s,%s,%s)', queued, claimable, running, failed) as worker_counts from queue.job_stats \gset
+select format('(%s,%s,%s,%s)', queued, claimable, running, failed_last_24h) as worker_counts from queue.job_stats \gset
 reset role;
 select is(:'worker_counts'::text, '(1,1,1,1)', 'tenkaigen_worker counts 1 queued, 1 claimable, 1 running, 1 failed');
-select is((select format('(%s,%s,%s,%s)', queued, claimable, running, failed) from queue.job_stats), '(1,1,1,1)',
+select is((select format('(%s,%s,%s,%s)', queued, claimable, running, failed_last_24h) from queue.job_stats), '(1,1,1,1)',
           'the admin counts 1 queued, 1 claimable, 1 running, 1 failed');
 
 select * from finish();

@@ -1,5 +1,5 @@
 begin;
-select plan(8);
+select plan(10);
 
 delete from public.generation_jobs;   -- count from a known state (rolled back)
 select tests.create_supabase_user('alice') as alice \gset
@@ -18,10 +18,24 @@ update public.generation_jobs set gpu_seconds = 10, cost_usd = 0.01 where id = :
 update public.generation_jobs set gpu_seconds = 5.5, cost_usd = 0.005 where id = :'succeeded_earlier';
 update public.generation_jobs set gpu_seconds = 100, cost_usd = 1 where id = :'succeeded_long_ago';
 
--- TEST: one count per status
-select results_eq($$select queued, running, succeeded, failed, canceled from queue.job_stats$$,
-                  $$values (3::bigint, 1::bigint, 3::bigint, 1::bigint, 1::bigint)$$,
-                  'queued 3, running 1, succeeded 3, failed 1, canceled 1');
+-- TEST: exact counts of the active jobs; the finished ones counted over the last 24 h only
+select results_eq($$select queued, running, succeeded_last_24h, failed_last_24h, canceled_last_24h
+                    from queue.job_stats$$,
+                  $$values (3::bigint, 1::bigint, 2::bigint, 1::bigint, 1::bigint)$$,
+                  'queued 3, running 1; in the last 24 h succeeded 2 (not the one 2 days ago), failed 1, canceled 1');
+
+-- TEST: the window is the last 24 hours, like the cost: a job finished 23 h ago counts, 25 h ago does not
+update public.generation_jobs set finished_at = now() - interval '23 hours' where id = :'failed';
+update public.generation_jobs set finished_at = now() - interval '25 hours' where id = :'canceled';
+select results_eq($$select failed_last_24h, canceled_last_24h from queue.job_stats$$,
+                  $$values (1::bigint, 0::bigint)$$, 'failed 23 h ago counts, canceled 25 h ago does not');
+update public.generation_jobs set finished_at = now() - interval '30 minutes' where id = :'failed';
+update public.generation_jobs set finished_at = now() where id = :'canceled';
+
+-- TEST: queued and running are exact whatever their age: a job queued or running for days still counts
+update public.generation_jobs set created_at = now() - interval '3 days' where id in (:'backing_off', :'running');
+select results_eq($$select queued, running from queue.job_stats$$, $$values (3::bigint, 1::bigint)$$,
+                  'queued 3 and running 1, created 3 days ago or not');
 
 -- TEST: claimable counts queued jobs that are due, not those backing off
 select is((select claimable from queue.job_stats), 2::bigint, 'claimable is 2 of the 3 queued');
@@ -38,7 +52,8 @@ select is((select cost_usd_last_24h from queue.job_stats), 0.015::numeric, 'cost
 
 -- TEST: an empty queue answers zeros, not nulls
 delete from public.generation_jobs;
-select results_eq($$select queued, claimable, running, succeeded, failed, canceled, finished_last_hour,
+select results_eq($$select queued, claimable, running, succeeded_last_24h, failed_last_24h, canceled_last_24h,
+                           finished_last_hour,
                            gpu_seconds_last_24h::numeric, cost_usd_last_24h from queue.job_stats$$,
                   $$values (0::bigint, 0::bigint, 0::bigint, 0::bigint, 0::bigint, 0::bigint, 0::bigint,
                             0::numeric, 0::numeric)$$,
