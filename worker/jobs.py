@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -34,24 +34,16 @@ def result_key(user_id: UUID | str, job_id: UUID | str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Job:
-    """A claimed job: identity, the attempt to fence every write with, and the resolved request."""
+    """A claimed job: identity, the attempt to fence every write with, and the backend request it resolves to."""
 
     id: UUID
     user_id: UUID
     attempt: int
     max_attempts: int
-    prompt: str
-    negative_prompt: str
-    variant: str
-    width: int
-    height: int
-    steps: int
-    true_cfg_scale: float
-    seed: int
+    request: GenerationRequest
+    """What the backend gets (the database already resolved the style preset); the init image is added later."""
     init_image_path: str | None = None
     style: str | None = None
-    lora: str | None = None
-    lora_scale: float | None = None
     id_text: str = field(default="", compare=False)
     """The id as text, formatted once (it goes into logs, requests and the completion)."""
     result_key: str = field(default="", compare=False)
@@ -66,11 +58,11 @@ class Job:
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Job:
         """From a `queue.claim_jobs` row (dict): `attempts` there is the attempt number this claim holds."""
-        return cls(
-            id=row["id"],
-            user_id=row["user_id"],
-            attempt=row["attempts"],
-            max_attempts=row["max_attempts"],
+        job_id: UUID = row["id"]
+        id_text = str(job_id)
+        lora_scale = row.get("lora_scale")
+        request = GenerationRequest(
+            job_id=id_text,
             prompt=row["resolved_prompt"],
             negative_prompt=row["negative_prompt"] or "",
             variant=row["variant"],
@@ -79,28 +71,16 @@ class Job:
             steps=row["steps"],
             true_cfg_scale=float(row["true_cfg_scale"]),
             seed=int(row["seed"]),
-            init_image_path=row.get("init_image_path"),
-            style=row.get("style"),
             lora=row.get("lora"),
-            lora_scale=None if row.get("lora_scale") is None else float(row["lora_scale"]),
+            lora_scale=1.0 if lora_scale is None else float(lora_scale),
         )
+        return cls(id=job_id, user_id=row["user_id"], attempt=row["attempts"], max_attempts=row["max_attempts"],
+                   request=request, init_image_path=row.get("init_image_path"), style=row.get("style"),
+                   id_text=id_text)
 
     def to_request(self, init_image: bytes | None = None) -> GenerationRequest:
-        """What the backend gets: the database already resolved the style preset into these fields."""
-        return GenerationRequest(
-            job_id=self.id_text,
-            prompt=self.prompt,
-            negative_prompt=self.negative_prompt,
-            variant=self.variant,
-            width=self.width,
-            height=self.height,
-            steps=self.steps,
-            true_cfg_scale=self.true_cfg_scale,
-            seed=self.seed,
-            init_image=init_image,
-            lora=self.lora,
-            lora_scale=1.0 if self.lora_scale is None else self.lora_scale,
-        )
+        """The backend request, with the edit job's init image when there is one."""
+        return self.request if init_image is None else replace(self.request, init_image=init_image)
 
 
 @dataclass(frozen=True, slots=True)

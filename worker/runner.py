@@ -403,7 +403,7 @@ class Runner:
                     job.to_request(init_image), lambda step, total: self._on_progress(active, step, total))
                 active.deadline = math.inf
                 self.metrics.generation_seconds.observe(time.monotonic() - started)
-                check_png(result.png, width=job.width, height=job.height, max_bytes=self.max_result_bytes,
+                check_png(result.png, width=job.request.width, height=job.request.height, max_bytes=self.max_result_bytes,
                           backend=result.backend or self.backend.name)    # InvalidBackendResult: nothing uploaded
                 upload_window = await self._lease_window_for_upload(active)
                 uploaded = time.monotonic()

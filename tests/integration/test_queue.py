@@ -54,9 +54,10 @@ def test_job_status_mirrors_the_databases_allowed_values(admin: psycopg.Connecti
 async def test_claim_returns_the_resolved_request_with_the_attempt(admin, make_job, client) -> None:
     job_id = make_job("a fox", style="anime", seed=42)
     (job,) = await client.claim_jobs(5)
-    assert job.id == job_id and job.attempt == 1 and job.seed == 42 and job.variant == "lightning-8"
-    assert job.prompt.startswith("anime style illustration of a fox")
-    assert job.negative_prompt and job.steps == 4
+    request = job.request
+    assert job.id == job_id and job.attempt == 1 and request.seed == 42 and request.variant == "lightning-8"
+    assert request.prompt.startswith("anime style illustration of a fox")
+    assert request.negative_prompt and request.steps == 4
     row = job_row(admin, job_id)
     assert row["status"] == "running" and row["locked_by"] == client.worker_id
     assert await client.claim_jobs(5) == []

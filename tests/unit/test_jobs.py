@@ -21,7 +21,8 @@ def claimed_row(**overrides: object) -> dict[str, object]:
 def test_a_claimed_row_becomes_a_job_holding_its_attempt() -> None:
     row = claimed_row()
     job = Job.from_row(row)
-    assert job.attempt == 2 and job.prompt == "anime style illustration of a cat" and job.negative_prompt == ""
+    assert job.attempt == 2 and job.request.prompt == "anime style illustration of a cat"
+    assert job.request.negative_prompt == "" and job.request.job_id == str(row["id"])
     assert job.result_key == f"{row['user_id']}/{row['id']}.png" == result_key(row["user_id"], row["id"])
 
 
@@ -30,15 +31,15 @@ def test_the_backend_request_carries_the_resolved_fields() -> None:
     request = job.to_request(b"init")
     assert (request.job_id, request.width, request.height, request.steps, request.seed) == (
         str(job.id), 1024, 768, 8, 4294967295)
-    assert request.init_image == b"init" and request.prompt == job.prompt
+    assert request.init_image == b"init" and request.prompt == job.request.prompt
     assert request.lora is None and request.lora_scale == 1.0
+    assert job.to_request() is job.request and job.request.init_image is None, "no copy without an init image"
 
 
 def test_a_franchise_lora_reaches_the_backend() -> None:
     job = Job.from_row(claimed_row(variant="bf16", lora="loras/naruto.safetensors", lora_scale=0.8))
     request = job.to_request()
-    assert (request.variant, request.lora, request.lora_scale) == ("bf16", "loras/naruto.safetensors",
-                                                                   job.lora_scale)
+    assert (request.variant, request.lora, request.lora_scale) == ("bf16", "loras/naruto.safetensors", 0.8)
 
 
 def test_job_status_names_are_the_contract() -> None:
