@@ -586,6 +586,9 @@ def run_scenario(plan: Plan, *, seed: int, keep: bool, console: Any, base: Path)
             _drive_late_answers(plan, db, workers, jobs, root / "calls", result)
         else:
             _drive(plan, db, cluster, workers, jobs, rng, result, console)
+            if plan.stall_every and not result.stalls:
+                result.violations.append("harness: no worker was frozen before the jobs finished: the scenario "
+                                         "proved nothing about a stalled worker (start the freezes earlier)")
         scenario_dir.check()
         result.violations += workers.stop()
         scenario_dir.check()
@@ -634,7 +637,8 @@ def _drive(plan: Plan, db: Db, cluster: Any, workers: Workers, jobs: list[JobSpe
     t0 = time.monotonic()
     next_insert = t0
     next_kill = t0 + rng.uniform(*plan.kill_every) if plan.kill_every else None
-    next_stall = t0 + rng.uniform(*plan.stall_every) if plan.stall_every else None
+    # the first freeze comes early: a quick run may finish its jobs before the first regular interval is over
+    next_stall = t0 + rng.uniform(0.5, 1.5) if plan.stall_every else None
     restarts = list(plan.restarts)
     last_restart = t0
     next_check = t0
