@@ -30,6 +30,9 @@ SERVER_SETTINGS_DEFAULT: dict[str, str] = {
 """wal_level=logical matches Supabase (publication supabase_realtime); fsync stays on so crash tests are real."""
 
 
+PORT_ATTEMPTS = 5
+
+
 def free_port() -> int:
     """A TCP port that is free on 127.0.0.1 right now."""
     with socket.socket() as s:
@@ -67,6 +70,8 @@ class LocalCluster:
     data_dir: Path
     port: int = field(default_factory=free_port)
     settings: dict[str, str] = field(default_factory=lambda: dict(SERVER_SETTINGS_DEFAULT))
+    _started: bool = field(default=False, init=False, repr=False)
+    """Set by the first start: from then on the port is fixed (clients hold DSNs with it)."""
 
     @classmethod
     def temporary(cls, prefix: str = "tenkaigen-pg-") -> LocalCluster:
@@ -129,25 +134,32 @@ class LocalCluster:
         if self.is_running():
             self.port = self._running_port()
             return self
-        options = " ".join(f"-c {k}={v}" for k, v in self.settings.items())
-        options += f" -p {self.port} -k {self.data_dir.parent}"
-        self._run(
-            [
-                "pg_ctl",
-                "-D",
-                str(self.data_dir),
-                "-o",
-                options,
-                "-l",
-                str(self.log_file),
-                "-w",
-                "-t",
-                "60",
-                "start",
-            ]
-        )
+        for attempt in range(PORT_ATTEMPTS):
+            try:
+                self._pg_ctl_start()
+                break
+            except ConfigurationError:
+                # `free_port()` releases the port before the server binds it: another cluster may have taken it
+                # meanwhile. Only a first start may move to another port.
+                if self._started or attempt == PORT_ATTEMPTS - 1 or not self._port_was_taken():
+                    raise
+                self.port = free_port()
+        self._started = True
         self._wait_ready()
         return self
+
+    def _pg_ctl_start(self) -> None:
+        options = " ".join(f"-c {k}={v}" for k, v in self.settings.items())
+        options += f" -p {self.port} -k {self.data_dir.parent}"
+        self._run(["pg_ctl", "-D", str(self.data_dir), "-o", options, "-l", str(self.log_file), "-w", "-t", "60",
+                   "start"])
+
+    def _port_was_taken(self) -> bool:
+        try:
+            tail = self.log_file.read_text(errors="replace")[-4000:]
+        except OSError:
+            return False
+        return "Address already in use" in tail and f"port {self.port}" in tail
 
     def _running_port(self) -> int:
         pid_file = self.data_dir / "postmaster.pid"
