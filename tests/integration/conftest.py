@@ -7,6 +7,7 @@ import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -44,16 +45,13 @@ def make_job(admin: psycopg.Connection, user: uuid.UUID) -> JobFactory:
         row: dict[str, Any] = {"user_id": user_id or user, "prompt": prompt, "width": 256, "height": 256,
                                "style": "none", "steps": 4}
         if status == "running":
-            row.update(status="running", attempts=1, locked_by="someone-else:1:abc", started_at="now")
+            row.update(status="running", attempts=1, locked_by="someone-else:1:abc", started_at="now",
+                       lease_expires_at=datetime.now(UTC) + timedelta(seconds=60))
         row.update(overrides)
         columns = ", ".join(row)
         values = ", ".join(f"%({k})s" for k in row)
-        job_id = admin.execute(
+        return admin.execute(
             f"insert into generation_jobs ({columns}) values ({values}) returning id", row).fetchone()[0]
-        if status == "running":
-            admin.execute("update generation_jobs set lease_expires_at = now() + interval '60 seconds' "
-                          "where id = %s", (job_id,))
-        return job_id
 
     return factory
 
