@@ -68,6 +68,7 @@ async def worker(settings: Settings, *, stop_event: asyncio.Event | None = None,
         queue = QueueClient(pool, worker_id, lease_seconds=settings.lease_seconds,
                             claim_connection=claim_connection)
         await check_schema(queue)
+        await storage.check()            # a refused Storage key or a missing bucket: refuse to start, claim nothing
         metrics = Metrics()
         health = Health(stale_after=max(60.0, 3 * settings.poll_interval), detail={"worker_id": worker_id})
         if settings.metrics_port:

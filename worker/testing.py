@@ -90,6 +90,9 @@ class FaultInjectingStorage:
     inputs: dict[str, bytes] = field(default_factory=dict)
     upload_times: list[float] = field(default_factory=list)
 
+    async def check(self) -> None:
+        return None
+
     async def upload_result(self, key: str, png: bytes) -> StoredObject:
         self.uploads += 1
         self.upload_times.append(time.monotonic())

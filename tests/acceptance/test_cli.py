@@ -9,7 +9,10 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -128,6 +131,66 @@ def test_a_worker_against_an_unmigrated_database_says_to_migrate(db_server) -> N
     result = subprocess.run([sys.executable, "-m", "worker", "worker"], cwd=PROJECT_ROOT, env=env,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 1 and "apply the migrations first" in result.stderr
+
+
+class StorageStub(BaseHTTPRequestHandler):
+    """A Storage API on 127.0.0.1 that answers every request with `server.answer` and records the paths."""
+
+    server: ThreadingHTTPServer
+
+    def do_GET(self) -> None:
+        self.server.seen.append(self.path)  # type: ignore[attr-defined]
+        status, body = self.server.answer  # type: ignore[attr-defined]
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: object) -> None:
+        return None
+
+
+def test_a_worker_whose_storage_refuses_the_key_or_lacks_the_bucket_refuses_to_start(database, tmp_path) -> None:
+    key = "sb_secret_acceptance-test-key-0123456789"
+    server = ThreadingHTTPServer(("127.0.0.1", 0), StorageStub)
+    server.seen = []  # type: ignore[attr-defined]
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    env = worker_env(database, tmp_path / "unused", storage="supabase", log_format="text",
+                     supabase_url=f"http://127.0.0.1:{server.server_address[1]}", supabase_service_role_key=key)
+    try:
+        outcomes = {}
+        for status, body in ((403, {"statusCode": "403", "error": "Unauthorized", "message": "invalid signature"}),
+                             (400, {"statusCode": "404", "error": "Bucket not found", "message": "Bucket not found"})):
+            server.answer = (status, body)  # type: ignore[attr-defined]
+            started = time.monotonic()
+            result = subprocess.run([sys.executable, "-m", "worker", "worker"], cwd=PROJECT_ROOT, env=env,
+                                    capture_output=True, text=True, timeout=60)
+            outcomes[status] = result
+            assert result.returncode == 1, result.stderr[-3000:]
+            assert time.monotonic() - started < 30 and "Traceback" not in result.stderr
+            assert key not in result.stderr + result.stdout
+        assert "SUPABASE_SERVICE_ROLE_KEY: the Storage API at 127.0.0.1 refused the service key (HTTP 403" \
+            in outcomes[403].stderr
+        assert "bucket generated-designs does not exist" in outcomes[400].stderr
+        assert "tenkaigen db migrate" in outcomes[400].stderr
+        seen = server.seen  # type: ignore[attr-defined]
+        assert seen == ["/storage/v1/bucket/generated-designs"] * 2, "one request each, then it stopped"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+    # nothing listens at all: Storage may be briefly down, so the worker warns and starts
+    down = spawn_worker(database, tmp_path, "storage-down", storage="supabase",
+                        supabase_url=f"http://127.0.0.1:{free_port()}", supabase_service_role_key=key)
+    try:
+        wait_until(lambda: "worker started" in down.log(), 30, "the worker to start despite Storage being down")
+        assert "storage start-up check did not complete" in down.log() and key not in down.log()
+        assert down.terminate(within=30) == 0
+    finally:
+        if down.process.poll() is None:
+            down.process.kill()
 
 
 def test_dev_prompt_runs_the_embedded_default_and_prints_a_png_of_the_requested_size() -> None:

@@ -4,6 +4,10 @@ Results go to bucket `generated-designs` under `<user_id>/<job_id>.png` (contrac
 overwriting any earlier object (upsert), so a retried attempt is harmless. Input images of edit jobs come from
 bucket `generation-inputs`. Implementations raise `BadRequest` for problems that retrying cannot fix (a missing
 input object, a refused upload) and `Transient` for the rest (server errors, timeouts, network).
+
+`check()` is the start-up preflight `tenkaigen worker` runs before it claims anything: it raises
+`ConfigurationError` for what only the operator can fix (a refused key, a missing bucket, an unwritable
+directory), so a misconfigured worker refuses to start instead of failing every job it claims.
 """
 
 from __future__ import annotations
@@ -42,6 +46,10 @@ class Storage(Protocol):
     """Result and input object storage."""
 
     name: str
+
+    async def check(self) -> None:
+        """Start-up preflight: ConfigurationError when this storage cannot work as configured."""
+        ...
 
     async def upload_result(self, key: str, png: bytes) -> StoredObject:
         """Store a PNG at `generated-designs/<key>`, replacing any existing object."""

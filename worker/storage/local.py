@@ -1,7 +1,8 @@
 """Storage in a local directory (the embedded default): `<root>/<bucket>/<user_id>/<file>`.
 
 Writes go to a temporary file renamed into place, so a reader never sees half a PNG and a retried upload simply
-replaces the object.
+replaces the object. The start-up check creates `<root>/generated-designs` if needed and writes and removes a probe
+file there: a directory the worker cannot write is a ConfigurationError naming TENKAIGEN_LOCAL_STORAGE_DIR.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from worker.exceptions import BadRequest, Transient
+from worker.exceptions import BadRequest, ConfigurationError, Transient
 from worker.storage.base import INPUTS_BUCKET, RESULTS_BUCKET, StoredObject, check_key
 
 
@@ -23,6 +24,15 @@ class LocalStorage:
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root).resolve()
+
+    async def check(self) -> None:
+        folder = self.root / RESULTS_BUCKET
+        try:
+            await asyncio.to_thread(_probe_writable, folder)
+        except OSError as exc:
+            raise ConfigurationError(
+                f"TENKAIGEN_LOCAL_STORAGE_DIR: cannot write results under {folder} ({exc.strerror or exc}); "
+                "choose a directory the worker may create and write") from None
 
     def path_of(self, bucket: str, key: str) -> Path:
         return self.root / bucket / check_key(key)
@@ -54,6 +64,13 @@ class LocalStorage:
 
     async def aclose(self) -> None:
         return None
+
+
+def _probe_writable(folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, probe = tempfile.mkstemp(dir=folder, prefix=".probe-", suffix=".tmp")
+    os.close(fd)
+    Path(probe).unlink()
 
 
 def _write_atomically(path: Path, data: bytes) -> None:

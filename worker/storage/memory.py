@@ -17,6 +17,9 @@ class MemoryStorage:
     def __init__(self) -> None:
         self.objects: dict[tuple[str, str], bytes] = {}
 
+    async def check(self) -> None:
+        return None
+
     async def upload_result(self, key: str, png: bytes) -> StoredObject:
         self.objects[(RESULTS_BUCKET, key)] = png
         return StoredObject(RESULTS_BUCKET, key, len(png))
