@@ -34,10 +34,11 @@ Invariants (a violation each time one breaks; any violation fails the run):
 1. every job is terminal at the end (succeeded, failed or canceled) within the scenario's deadline;
 2. attempts <= max_attempts;
 3. a `succeeded` job has result_path `<user_id>/<job_id>.png`, exactly one stored object there, whose pixels are
-   what the placeholder renders for the job's own row;
+   what the placeholder renders for the job's own row; no stored object belongs to no succeeded job (a retry
+   rewrites the same key; `.upload-*` temp files left by kill -9 are only counted);
 4. `queue.job_completions` has exactly one row per succeeded job (with its attempt and path) and none for others;
 5. nothing touched a succeeded job after its completion: the row (`updated_at` = the completion's time) and the
-   object (modified before the completion, written by the worker that completed it);
+   object (modified before the completion, tagged by the worker that completed it);
 6. a job with only transient faults ends `succeeded` (after at least that many attempts); a job with a permanent
    fault ends `failed` with error_code `bad_request` and its exact message;
 7. no job stays `running` past its lease (plus the reaper's interval and the scenario's stall) while the
@@ -847,6 +848,8 @@ def check_invariants(plan: Plan, db: Db, storage: Path, result: Result) -> None:
             continue
         # succeeded: one completion, one object, the right pixels, untouched afterwards
         key = f"{row['user_id']}/{jid}.png"
+        path = results_root / key
+        seen_files.add(path)            # its object, even when the checks below stop early
         if row["result_path"] != key:
             v.append(f"{tag}: result_path {row['result_path']!r}, expected {key!r}")
         if len(done) != 1:
@@ -860,8 +863,6 @@ def check_invariants(plan: Plan, db: Db, storage: Path, result: Result) -> None:
         if row["updated_epoch"] > completion["completed_epoch"] + 1e-6:
             v.append(f"{tag}: the row changed {row['updated_epoch'] - completion['completed_epoch']:.3f} s "
                      "after its completion")
-        path = results_root / key
-        seen_files.add(path)
         try:
             stored = path.read_bytes()
             mtime = path.stat().st_mtime
@@ -871,7 +872,7 @@ def check_invariants(plan: Plan, db: Db, storage: Path, result: Result) -> None:
         pixels_png, provenance = split_provenance(stored)
         writer = (provenance or "").split(" ")[0].removeprefix("worker=")
         late = mtime - completion["completed_epoch"]
-        if late > 0 or (provenance is not None and writer != completion["worker_id"]):
+        if late > 0 or provenance is None or writer != completion["worker_id"]:   # every chaos PNG is tagged
             v.append(f"{tag}: the winner's object was overwritten: completed by {completion['worker_id']}, object "
                      f"written {f'{late:.3f} s after' if late > 0 else 'before'} the completion by "
                      f"{writer or 'an unknown writer'}")
@@ -891,9 +892,9 @@ def check_invariants(plan: Plan, db: Db, storage: Path, result: Result) -> None:
         "orphan_objects": len(orphans),
         "orphan_temp_files": len(temp),
     })
-    if orphans:
-        result.notes.append(f"{len(orphans)} stored object(s) belong to no succeeded job (uploaded by an attempt "
-                            "that did not complete)")
+    if orphans:     # a retry rewrites the same key, so even an attempt that did not complete leaves none
+        v.append(f"{len(orphans)} stored object(s) belong to no succeeded job: " + ", ".join(
+            str(p.relative_to(results_root)) for p in sorted(orphans)[:5]))
     if temp:
         result.notes.append(f"{len(temp)} half-written temp file(s) left by killed workers (local storage)")
 
