@@ -111,9 +111,11 @@ class QueueClient:
         self.round_trips = 0
 
     @contextlib.asynccontextmanager
-    async def _connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+    async def _connection(self, dedicated: DedicatedConnection | None = None,
+                          ) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        """A pooled connection, or `dedicated` when given (the claim loop's own)."""
         with translate_errors():
-            async with self.pool.connection() as conn:
+            async with (self.pool.connection() if dedicated is None else dedicated.connection()) as conn:
                 yield conn
 
     async def _fetchall(self, name: str, params: dict[str, Any]) -> list[dict[str, Any]]:
@@ -133,17 +135,11 @@ class QueueClient:
     # ## Worker API (fenced by worker id + attempt in SQL)
     async def claim_jobs(self, max_jobs: int) -> list[Job]:
         self.round_trips += 1
-        params = {"worker_id": self.worker_id, "max_jobs": max_jobs, "lease_seconds": self.lease_seconds}
-        if self.claim_connection is None:
-            async with self._connection() as conn:
-                cur = conn.cursor(row_factory=dict_row)
-                await cur.execute(QUERIES["claim_jobs"], params)
-                return [Job.from_row(row) for row in await cur.fetchall()]
-        with translate_errors():
-            async with self.claim_connection.connection() as conn:
-                cur = conn.cursor(row_factory=dict_row)
-                await cur.execute(QUERIES["claim_jobs"], params)
-                return [Job.from_row(row) for row in await cur.fetchall()]
+        async with self._connection(self.claim_connection) as conn:
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute(QUERIES["claim_jobs"], {
+                "worker_id": self.worker_id, "max_jobs": max_jobs, "lease_seconds": self.lease_seconds})
+            return [Job.from_row(row) for row in await cur.fetchall()]
 
     async def renew_leases(self, held: Sequence[tuple[UUID, int]]) -> dict[UUID, bool]:
         """{job_id: cancel_requested} for the leases still held; a job missing from it was lost."""
