@@ -42,6 +42,14 @@ class JobCanceled(TenkaigenError):
     error_code = "canceled"
 
 
+class WorkerFault(TenkaigenError):
+    """This worker cannot run any job right now, for a reason of its own rather than the job's (Storage refuses its
+    service key). The job is handed back without using an attempt (`queue.release_jobs`), and the worker stops
+    claiming for a while and reports itself unhealthy, so that no job fails because of an operator's mistake."""
+
+    error_code = "worker_fault"
+
+
 class InvalidBackendResult(Transient):
     """The backend returned something that is not the PNG that was asked for (empty, too large, not a PNG,
     truncated, or of another size). Nothing is uploaded. Transient on purpose: a backend answering garbage is

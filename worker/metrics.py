@@ -82,6 +82,7 @@ class Health:
     stale_after: float = HEALTH_DB_STALE_AFTER_DEFAULT
     running: bool = False
     last_db_ok: float = field(default=0.0)
+    fault: str | None = None                  # a WorkerFault the runner is pausing for (e.g. a refused storage key)
     detail: dict[str, object] = field(default_factory=dict)
 
     def db_ok(self) -> None:
@@ -89,9 +90,11 @@ class Health:
 
     def status(self) -> tuple[bool, dict[str, object]]:
         age = time.monotonic() - self.last_db_ok if self.last_db_ok else None
-        healthy = self.running and age is not None and age <= self.stale_after
+        healthy = self.running and age is not None and age <= self.stale_after and self.fault is None
         body: dict[str, object] = {"status": "ok" if healthy else "unhealthy", "running": self.running,
                                    "db_ok_seconds_ago": None if age is None else round(age, 3), **self.detail}
+        if self.fault is not None:
+            body["fault"] = self.fault
         return healthy, body
 
 

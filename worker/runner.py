@@ -19,7 +19,9 @@ Shape (procrastinate's worker loop, adapted):
 - What the backend returns is checked before upload (`worker.results.check_png`: a PNG of the requested size,
   complete, at most `max_result_bytes`); a failed check is `InvalidBackendResult`, a Transient.
 - Errors: BadRequest → fail_job(retryable=false); Transient and anything unexpected → fail_job(retryable=true)
-  (the SQL decides between a retry after backoff and `failed`); a lost lease → drop.
+  (the SQL decides between a retry after backoff and `failed`); a lost lease → drop; a WorkerFault (the worker's
+  own fault, e.g. Storage refuses its key) → release_jobs (no attempt used), claims paused 5 s doubling up to
+  5 min, /healthz unhealthy until a job succeeds again.
 - Final writes (complete, fail, acknowledge_cancel, release) run under `asyncio.shield` and are retried while the
   database is unreachable, so a job that finishes during a database restart is still recorded once it is back.
 - Shutdown: stop claiming, give in-flight jobs `grace_period` to finish, stop the rest and release them
@@ -51,7 +53,7 @@ from worker.config import (
     PROGRESS_INTERVAL_DEFAULT,
 )
 from worker.db import CANCEL_CHANNEL, QUEUED_CHANNEL, Listener
-from worker.exceptions import BadRequest, LeaseLost, Transient
+from worker.exceptions import BadRequest, LeaseLost, Transient, WorkerFault
 from worker.jobs import Job
 from worker.logging import logger
 from worker.metrics import Health, Metrics
@@ -67,6 +69,9 @@ FINISHING_WAIT_DEFAULT = 60.0
 RETRY_DELAY_MIN = 0.05
 RETRY_DELAY_MAX = 2.0
 RECENT_CANCEL_MEMORY_SECONDS = 120.0
+FAULT_PAUSE_MIN_DEFAULT = 5.0
+"""After a WorkerFault the worker stops claiming this long, doubling up to FAULT_PAUSE_MAX while faults repeat."""
+FAULT_PAUSE_MAX = 300.0
 UPLOAD_LEASE_CHECKS = 3
 UPLOAD_LEASE_MARGIN_FRACTION = 0.1   # of the lease, kept in hand when deciding an upload surely fits inside it
 
@@ -174,6 +179,7 @@ class Runner:
         final_write_deadline: float = FINAL_WRITE_DEADLINE_DEFAULT,
         generation_timeout: float = GENERATION_TIMEOUT_DEFAULT,
         max_result_bytes: int = MAX_RESULT_BYTES_DEFAULT,
+        fault_pause: float = FAULT_PAUSE_MIN_DEFAULT,
         gpu_prices: dict[str, float] | None = None,
         metrics: Metrics | None = None,
         health: Health | None = None,
@@ -196,6 +202,9 @@ class Runner:
         self.metrics = metrics or Metrics()
         self.health = health or Health(stale_after=max(60.0, 3 * poll_interval))
         self.claim_threshold = max(1, concurrency // 4)
+        self.fault_pause_min = fault_pause
+        self._fault_pause = 0.0                  # the current pause after a WorkerFault; doubles while they repeat
+        self._claims_paused_until = 0.0          # monotonic
         self._dsn = dsn
         self._active: dict[UUID, ActiveJob] = {}
         self._recent_cancels: dict[UUID, float] = {}
@@ -320,6 +329,10 @@ class Runner:
         maybe_more = True
         failures = 0
         while not self._stop.is_set():
+            paused = self._claims_paused_until - time.monotonic()
+            if paused > 0:
+                await self._wait(paused)           # a worker fault: claim nothing until the pause is over
+                continue
             free = self.concurrency - len(self._active)
             wanted = free > 0 and (self._notified or (maybe_more and (
                 free >= self.claim_threshold or not self._active)))
@@ -417,6 +430,7 @@ class Runner:
                 completed = await self._completer.submit(self._completion(job, result, stored.size))
                 outcome = "succeeded" if completed else "lease_lost"
                 if completed:
+                    self._fault_cleared()
                     self._count_cost(result)
                     if log.isEnabledFor(logging.INFO):
                         log.info("succeeded", extra=active.log_extra(
@@ -524,6 +538,8 @@ class Runner:
         return "released"                         # shutdown: released in one batch by _shutdown
 
     async def _after_error(self, active: ActiveJob, exc: Exception) -> str:
+        if isinstance(exc, WorkerFault):
+            return await self._hand_back(active, exc)
         if isinstance(exc, LeaseLost):
             log.warning("lease lost: %s", exc, extra=active.log_extra("fail_job"))
             return "lease_lost"
@@ -547,6 +563,24 @@ class Runner:
             return "retried"
         log.error("failed: %s", message, extra=active.log_extra("fail_job", error_code=code, status=status))
         return "failed"
+
+    # ## Worker faults: the job is not to blame
+    async def _hand_back(self, active: ActiveJob, exc: WorkerFault) -> str:
+        """Release the job without using its attempt, and stop claiming for a while (see WorkerFault)."""
+        self._fault_pause = min(FAULT_PAUSE_MAX, max(self.fault_pause_min, self._fault_pause * 2))
+        self._claims_paused_until = max(self._claims_paused_until, time.monotonic() + self._fault_pause)
+        self.health.fault = str(exc)
+        self.metrics.backend_errors.labels(exc.error_code).inc()
+        log.error("worker fault, job handed back and claims paused for %.0f s: %s", self._fault_pause, exc,
+                  extra=active.log_extra("release_jobs", error_code=exc.error_code))
+        released = await self._shielded_write("release_jobs", lambda: self.queue.release_jobs([active.held]))
+        return "released" if released else "lease_lost"
+
+    def _fault_cleared(self) -> None:
+        if self.health.fault is not None:
+            log.info("worker fault cleared: a job succeeded again", extra={"action": "complete_jobs"})
+        self._fault_pause = 0.0
+        self.health.fault = None
 
     # ## Progress
     async def _on_progress(self, active: ActiveJob, step: int, total: int) -> None:

@@ -14,6 +14,7 @@ from PIL import Image
 
 from tests.integration.conftest import completions, job_row, wait_for, wait_status
 from tests.support import as_client
+from worker.exceptions import WorkerFault
 from worker.storage.base import RESULTS_BUCKET
 from worker.testing import FaultInjectingBackend, FaultInjectingStorage
 
@@ -409,3 +410,31 @@ async def test_an_upload_past_its_lease_window_is_stopped_and_retried(admin, mak
     assert row["status"] in ("queued", "running") and row["error_message"].startswith("upload did not finish within")
     row = await wait_for(wait_status(admin, job_id, "succeeded"), within=20, message="the retry")
     assert row["attempts"] == 2 and list(storage.objects) == [row["result_path"]]
+
+
+async def test_a_refused_storage_key_hands_the_job_back_without_using_an_attempt(
+    admin, make_job, start_worker
+) -> None:
+    class RefusingStorage(FaultInjectingStorage):
+        """A storage test double that refuses the worker's key for its first two uploads (a rotated key)."""
+
+        async def upload_result(self, key: str, png: bytes):  # type: ignore[no-untyped-def]
+            if self.uploads < 2:
+                self.uploads += 1
+                self.upload_times.append(time.monotonic())
+                raise WorkerFault("upload refused (HTTP 403): check SUPABASE_SERVICE_ROLE_KEY")
+            return await super().upload_result(key, png)
+
+    storage = RefusingStorage()
+    job_id = make_job("a design nobody should lose", max_attempts=1)
+    worker = await start_worker(storage=storage, fault_pause=0.5)
+    await wait_for(lambda: storage.uploads >= 1, message="the refused upload")
+    await wait_for(lambda: worker.runner.health.fault is not None, message="the fault reported")
+    healthy, body = worker.runner.health.status()
+    assert not healthy and "SUPABASE_SERVICE_ROLE_KEY" in str(body["fault"])
+    row = await wait_for(wait_status(admin, job_id, "succeeded", "failed"), within=20, message="the job to finish")
+    # two refusals, each handed back (attempt not counted), then success on the job's only attempt
+    assert row["status"] == "succeeded" and row["attempts"] == 1 and storage.uploads == 3
+    assert worker.runner.health.fault is None, "a success clears the fault"
+    gaps = [b - a for a, b in zip(storage.upload_times, storage.upload_times[1:], strict=False)]
+    assert gaps[0] >= 0.45 and gaps[1] >= 0.95, f"claims paused 0.5 s, then 1 s: {gaps}"

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from worker.exceptions import BadRequest, Transient
+from worker.exceptions import BadRequest, Transient, WorkerFault
 from worker.storage.supabase import SupabaseStorage
 
 USER = "6f1b7a0e-8a3c-4f5e-9b1d-2c3d4e5f6a7b"
@@ -75,7 +75,7 @@ def error(status: int, message: str = "nope") -> Callable[[httpx.Request], httpx
 @pytest.mark.parametrize(("status", "kind"), [
     (400, BadRequest), (413, BadRequest), (415, BadRequest),
     (408, Transient), (429, Transient), (500, Transient), (502, Transient), (503, Transient),
-    (401, Transient), (403, Transient),
+    (401, WorkerFault), (403, WorkerFault),
 ])
 async def test_upload_failures_are_classified_by_status(status: int, kind: type[Exception]) -> None:
     storage, _ = storage_with(error(status, "mime type text/plain is not supported"))

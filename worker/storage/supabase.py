@@ -7,8 +7,9 @@ Upload: `POST {SUPABASE_URL}/storage/v1/object/generated-designs/<user_id>/<job_
 (and PostgREST's automatic retries) are not involved, since the worker talks to the database directly.
 
 Error mapping: 4xx → BadRequest (the request cannot succeed), except 408 and 429 (→ Transient) and 401/403
-(→ Transient, logged: a key rotated or revoked while the worker runs is the worker's fault, not the job's, and must
-not fail every job permanently); 5xx, timeouts and connection errors → Transient.
+(→ WorkerFault, logged: a key rotated or revoked while the worker runs is the worker's fault, not the job's, so the
+job is handed back without using an attempt and the worker pauses its claims); 5xx, timeouts and connection
+errors → Transient.
 
 Start-up preflight (`check`, called by `tenkaigen worker` before it claims anything): one
 `GET {SUPABASE_URL}/storage/v1/bucket/<id>` (storage3's `get_bucket`) per bucket, generated-designs then
@@ -32,7 +33,7 @@ import pydantic
 from storage3 import AsyncStorageClient
 from storage3.utils import StorageException
 
-from worker.exceptions import BadRequest, ConfigurationError, Transient
+from worker.exceptions import BadRequest, ConfigurationError, Transient, WorkerFault
 from worker.logging import logger
 from worker.storage.base import INPUTS_BUCKET, PNG_CONTENT_TYPE, RESULTS_BUCKET, StoredObject, check_key
 
@@ -200,7 +201,7 @@ def status_of(exc: BaseException) -> int | None:
         return None
 
 
-def map_error(exc: BaseException, what: str) -> BadRequest | Transient:
+def map_error(exc: BaseException, what: str) -> BadRequest | Transient | WorkerFault:
     """Classify a Storage failure for the runner (see the module docstring)."""
     if isinstance(exc, httpx.TransportError):
         return Transient(f"{what} failed: {type(exc).__name__}: {exc}".rstrip(": "))
@@ -211,6 +212,6 @@ def map_error(exc: BaseException, what: str) -> BadRequest | Transient:
     if status in CREDENTIAL_STATUSES:
         log.error("storage refused the service key (HTTP %s): check SUPABASE_SERVICE_ROLE_KEY", status,
                   extra={"action": "upload_result"})
-        return Transient(f"{what} refused (HTTP {status}): check SUPABASE_SERVICE_ROLE_KEY: {message}")
+        return WorkerFault(f"{what} refused (HTTP {status}): check SUPABASE_SERVICE_ROLE_KEY: {message}")
     return BadRequest(f"{what} refused (HTTP {status}): {message}")
 
