@@ -1,9 +1,10 @@
 """QueueClient: the worker's side of the database contract, one async method per `queue.*` SQL function.
 
 Each method runs one named query from worker/queries.sql on a pooled autocommit connection (one round trip, one
-transaction; claims go through the claim loop's own connection when one is given) and returns plain Python values. psycopg errors are translated here, once: a lost or refused
-connection becomes `DatabaseUnavailable` (a `Transient`), which callers retry. Fencing is the SQL's job: a write
-for a lease this worker no longer holds returns False / None / a missing id, never an exception.
+transaction; claims go through the claim loop's own connection when one is given) and returns plain Python
+values. psycopg errors are translated here, once: a lost or refused connection becomes `DatabaseUnavailable` (a
+`Transient`), which callers retry. Fencing is the SQL's job: a write for a lease this worker no longer holds
+returns False / None / a missing id, never an exception.
 """
 
 from __future__ import annotations

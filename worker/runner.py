@@ -416,7 +416,8 @@ class Runner:
                     job.to_request(init_image), lambda step, total: self._on_progress(active, step, total))
                 active.deadline = math.inf
                 self.metrics.generation_seconds.observe(time.monotonic() - started)
-                check_png(result.png, width=job.request.width, height=job.request.height, max_bytes=self.max_result_bytes,
+                check_png(result.png, width=job.request.width, height=job.request.height,
+                          max_bytes=self.max_result_bytes,
                           backend=result.backend or self.backend.name)    # InvalidBackendResult: nothing uploaded
                 upload_window = await self._lease_window_for_upload(active)
                 uploaded = time.monotonic()
@@ -444,11 +445,7 @@ class Runner:
                 current = asyncio.current_task()
                 if current is not None:
                     current.uncancel()
-                if active.stop_reason == "deadline":
-                    active.finishing = True
-                    outcome = await self._after_error(active, Transient(active.deadline_error))
-                else:
-                    outcome = await self._after_stop(active)
+                outcome = await self._after_stop(active)
             except Exception as exc:
                 active.finishing = True                # the failure write must not be interrupted either
                 outcome = await self._after_error(active, exc)
@@ -524,6 +521,9 @@ class Runner:
 
     async def _after_stop(self, active: ActiveJob) -> str:
         reason = active.stop_reason
+        if reason == "deadline":                  # a failed attempt like any other Transient error
+            active.finishing = True
+            return await self._after_error(active, Transient(active.deadline_error))
         if reason == "cancel":
             acknowledged = await self._shielded_write(
                 "acknowledge_cancel", lambda: self.queue.acknowledge_cancel(*active.held))
