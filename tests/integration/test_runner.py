@@ -188,7 +188,8 @@ async def test_canceling_a_running_job_stops_the_backend_through_notify(admin, u
         )
     row = await wait_for(wait_status(admin, job_id, "canceled"), within=3, message="cancel via NOTIFY")
     assert backend.cancelled == [str(job_id)] and row["result_path"] is None
-    assert not worker.runner.active_jobs
+    # the row reads canceled when the worker's write commits, a moment before the job leaves its active set
+    await wait_for(lambda: not worker.runner.active_jobs, within=5, message="the job to leave the worker")
 
 
 async def test_a_cancel_missed_by_notify_is_caught_by_lease_renewal(admin, make_job, start_worker) -> None:
