@@ -60,9 +60,11 @@ def test_the_worker_runs_jobs_serves_health_and_metrics_logs_json_and_drains_on_
         wait_until(lambda: status_of(admin, job_id)[0] == "succeeded", 30, "the job")
         health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
         assert health.status_code == 200 and health.json()["status"] == "ok"
-        metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
-        assert "tenkaigen_jobs_claimed_total 1.0" in metrics
-        assert 'tenkaigen_jobs_finished_total{outcome="succeeded"} 1.0' in metrics
+        # the row reads succeeded when the completion commits; the worker counts the outcome when the call returns
+        finished = 'tenkaigen_jobs_finished_total{outcome="succeeded"} 1.0'
+        wait_until(lambda: finished in httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text, 10,
+                   "the outcome to be counted")
+        assert "tenkaigen_jobs_claimed_total 1.0" in httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
 
         slow = enqueue(database, "a slow one", "--steps", "8")                 # 8 steps x 0.3 s
         wait_until(lambda: status_of(admin, slow)[0] == "running", 30, "the slow job to start")
