@@ -195,7 +195,9 @@ def check_database_url(dsn: str) -> list[str]:
     port = str(params.get("port") or "")
     ports = {p.strip() for p in port.split(",") if p.strip()}
     if any(not p.isdigit() for p in ports):
-        return [f"DATABASE_URL: the port must be a number (got {port!r})"]
+        # never echo what was parsed as the port: with a '/' in an unencoded password, it is part of the password
+        return ["DATABASE_URL: the port is not a number. If the password contains '/', '@', ':', '?' or '#', "
+                "percent-encode it (e.g. '/' as %2F); otherwise use postgresql://user:password@host:5432/dbname"]
     if str(TRANSACTION_POOLER_PORT) in ports:
         where = "Supabase's transaction pooler (Supavisor)" if "pooler.supabase.com" in host \
             else "a transaction pooler (port 6543)"
@@ -220,6 +222,9 @@ def check_settings(settings: Settings) -> list[str]:
     if settings.lease_seconds < 3 * settings.progress_interval:
         problems.append(f"TENKAIGEN_PROGRESS_INTERVAL: must be at most a third of TENKAIGEN_LEASE_SECONDS "
                         f"(got {settings.progress_interval} with a {settings.lease_seconds} s lease)")
+    if settings.cost_alert_webhook is not None and settings.cost_alert_usd is None:
+        problems.append("TENKAIGEN_COST_ALERT_USD: missing; TENKAIGEN_COST_ALERT_WEBHOOK is set but no alert fires "
+                        "without a threshold (USD over the last 24 h). Set both, or unset the webhook")
     for gpu, price in settings.gpu_prices.items():
         if price < 0:
             problems.append(f"TENKAIGEN_GPU_PRICES: price of {gpu} must not be negative (got {price})")

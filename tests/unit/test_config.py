@@ -72,8 +72,16 @@ def test_the_session_pooler_is_accepted_without_prepared_statements() -> None:
 def test_a_malformed_database_url_is_reported() -> None:
     with pytest.raises(ConfigurationError, match="DATABASE_URL: not a valid PostgreSQL connection string"):
         load_settings(database_url="mysql://somewhere", backend="placeholder", storage="local")
-    with pytest.raises(ConfigurationError, match="DATABASE_URL: the port must be a number"):
+    with pytest.raises(ConfigurationError, match="DATABASE_URL: the port is not a number"):
         load_settings(database_url="postgresql://host:notaport/db", backend="placeholder", storage="local")
+
+
+def test_a_password_with_a_slash_is_not_echoed_as_the_port() -> None:
+    # libpq reads 'Xk9q' (the password up to its '/') as the port: the message must not show it
+    dsn = "postgresql://postgres:Xk9q/Zr7pW2@db.abcd.supabase.co:5432/postgres"
+    with pytest.raises(ConfigurationError, match="percent-encode it") as raised:
+        load_settings(database_url=dsn, backend="placeholder", storage="local")
+    assert "Xk9q" not in str(raised.value) and "Zr7pW2" not in str(raised.value)
 
 
 def test_progress_interval_must_leave_room_for_lease_renewal() -> None:
@@ -89,3 +97,13 @@ def test_every_setting_has_a_description_and_an_environment_name() -> None:
     assert env_name("database_url") == "DATABASE_URL"
     assert env_name("supabase_service_role_key") == "SUPABASE_SERVICE_ROLE_KEY"
     assert env_name("lease_seconds") == "TENKAIGEN_LEASE_SECONDS"
+
+
+def test_a_cost_alert_webhook_without_a_threshold_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match="TENKAIGEN_COST_ALERT_USD: missing") as raised:
+        load_settings(database_url=DSN, backend="placeholder", storage="local",
+                      cost_alert_webhook="https://hooks.example.com/T0/secret-path")
+    assert "secret-path" not in str(raised.value)
+    settings = load_settings(database_url=DSN, backend="placeholder", storage="local", cost_alert_usd=5,
+                             cost_alert_webhook="https://hooks.example.com/T0/secret-path")
+    assert settings.cost_alert_usd == 5
