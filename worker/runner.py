@@ -20,8 +20,14 @@ Shape (procrastinate's worker loop, adapted):
   complete, at most `max_result_bytes`); a failed check is `InvalidBackendResult`, a Transient.
 - Errors: BadRequest → fail_job(retryable=false); Transient and anything unexpected → fail_job(retryable=true)
   (the SQL decides between a retry after backoff and `failed`); a lost lease → drop; a WorkerFault (the worker's
-  own fault, e.g. Storage refuses its key) → release_jobs (no attempt used), claims paused 5 s doubling up to
-  5 min, /healthz unhealthy until a job succeeds again.
+  own fault, e.g. Storage refuses its key) or a ConfigurationError from the backend (Modal refuses its token, the
+  app is not deployed) → release_jobs (no attempt used), claims paused 5 s doubling up to 5 min, /healthz
+  unhealthy until a job succeeds again.
+- A cancel NOTIFY can arrive before the claim's answer: it is remembered, with the time it arrived, and stops the
+  job if it arrived after the claim that returned the job was sent (an older one was for an earlier run of a job
+  that has been requeued since).
+  A cancel the worker cannot acknowledge (no cancel is requested any more) hands the job back with release_jobs
+  instead of leaving it running until it is reaped.
 - Final writes (complete, fail, acknowledge_cancel, release) run under `asyncio.shield` and are retried while the
   database is unreachable, so a job that finishes during a database restart is still recorded once it is back.
 - Shutdown: stop claiming, give in-flight jobs `grace_period` to finish, stop the rest and release them
@@ -53,7 +59,7 @@ from worker.config import (
     PROGRESS_INTERVAL_DEFAULT,
 )
 from worker.db import CANCEL_CHANNEL, QUEUED_CHANNEL, Listener
-from worker.exceptions import BadRequest, LeaseLost, Transient, WorkerFault
+from worker.exceptions import BadRequest, ConfigurationError, LeaseLost, Transient, WorkerFault
 from worker.jobs import Job
 from worker.logging import logger
 from worker.metrics import Health, Metrics
@@ -91,6 +97,7 @@ class ActiveJob:
     job: Job
     claimed_at: float
     task: asyncio.Task[None] | None = None
+    started: bool = False                   # the task has run its first step (its handlers are in place)
     stop_reason: str | None = None          # cancel | lease_lost | deadline | shutdown
     finishing: bool = False                 # generation and upload done; the completion write is under way
     last_progress_write: float = 0.0
@@ -362,7 +369,7 @@ class Runner:
                 self.claims += 1
                 self.claimed += len(jobs)
                 for job in jobs:
-                    self._start(job, lease_held_until=sent + self.lease_seconds)
+                    self._start(job, claim_sent=sent)
                 maybe_more = len(jobs) == free
                 if jobs:
                     self.metrics.jobs_claimed.inc(len(jobs))
@@ -384,14 +391,21 @@ class Runner:
         self._signal.clear()
         return True
 
-    def _start(self, job: Job, lease_held_until: float) -> None:
+    def _start(self, job: Job, claim_sent: float) -> None:
         now = time.monotonic()
-        active = ActiveJob(job=job, claimed_at=now, last_progress_write=now, lease_held_until=lease_held_until)
+        earlier = self._active.get(job.id)
+        if earlier is not None:                # an attempt of ours whose lease ran out, re-claimed by us: it lost
+            self._stop_job(earlier, "lease_lost")
+        active = ActiveJob(job=job, claimed_at=now, last_progress_write=now,
+                           lease_held_until=claim_sent + self.lease_seconds)
         self._active[job.id] = active
         active.task = asyncio.create_task(self._run_job(active))
         if log.isEnabledFor(logging.DEBUG):
             log.debug("claimed", extra=active.log_extra("claim_jobs"))
-        if self._recent_cancels.pop(job.id, None) is not None:
+        cancel_seen = self._recent_cancels.pop(job.id, None)
+        if cancel_seen is not None and cancel_seen >= claim_sent:
+            # the cancel NOTIFY beat the claim's answer. One that arrived before the claim was even sent was for an
+            # earlier run of the job (it was requeued since): a job is only claimed while no cancel is pending.
             self._stop_job(active, "cancel")
 
     def _stop_job(self, active: ActiveJob, reason: str) -> None:
@@ -400,14 +414,20 @@ class Runner:
             return
         active.stop_reason = reason
         log.info("stopping job: %s", reason, extra=active.log_extra("stop_job"))
-        active.task.cancel()
+        if active.started:
+            active.task.cancel()
+        # else: a task cancelled before its first step would skip every handler of _run_job (no cancel written, the
+        # slot never freed); it sees stop_reason first thing instead
 
     # ## One job
     async def _run_job(self, active: ActiveJob) -> None:
         job = active.job
         outcome = "failed"
+        active.started = True
         try:
             try:
+                if active.stop_reason is not None:
+                    raise asyncio.CancelledError           # stopped before this task first ran
                 init_image = await self.storage.download_input(job.init_image_path) if job.init_image_path else None
                 started = time.monotonic()
                 self._set_deadline(active, self.generation_timeout,
@@ -451,7 +471,8 @@ class Runner:
                 outcome = await self._after_error(active, exc)
         finally:
             self._cancel_progress(active)
-            self._active.pop(job.id, None)
+            if self._active.get(job.id) is active:    # not a later attempt of the same job, claimed meanwhile
+                del self._active[job.id]
             self._outcomes[outcome].inc()
             self._job_seconds[outcome].observe(time.monotonic() - active.claimed_at)
             if self._signal is not None:
@@ -530,6 +551,11 @@ class Runner:
             if acknowledged:
                 log.info("canceled", extra=active.log_extra("acknowledge_cancel"))
                 return "canceled"
+            # no cancel is requested on the row any more (an admin requeued the job) or the lease is lost: hand
+            # the job back (fenced: a lost lease changes nothing) rather than leave it running until it is reaped
+            if await self._shielded_write("release_jobs", lambda: self.queue.release_jobs([active.held])):
+                log.warning("cancel no longer requested; job handed back", extra=active.log_extra("release_jobs"))
+                return "released"
             log.warning("cancel not acknowledged: lease lost", extra=active.log_extra("acknowledge_cancel"))
             return "lease_lost"
         if reason == "lease_lost":
@@ -538,7 +564,7 @@ class Runner:
         return "released"                         # shutdown: released in one batch by _shutdown
 
     async def _after_error(self, active: ActiveJob, exc: Exception) -> str:
-        if isinstance(exc, WorkerFault):
+        if isinstance(exc, WorkerFault | ConfigurationError):   # e.g. Modal refuses the token, app not deployed
             return await self._hand_back(active, exc)
         if isinstance(exc, LeaseLost):
             log.warning("lease lost: %s", exc, extra=active.log_extra("fail_job"))
@@ -565,8 +591,12 @@ class Runner:
         return "failed"
 
     # ## Worker faults: the job is not to blame
-    async def _hand_back(self, active: ActiveJob, exc: WorkerFault) -> str:
-        """Release the job without using its attempt, and stop claiming for a while (see WorkerFault)."""
+    async def _hand_back(self, active: ActiveJob, exc: WorkerFault | ConfigurationError) -> str:
+        """Release the job without using its attempt, and stop claiming for a while (see WorkerFault).
+
+        A ConfigurationError raised while running a job (the backend's credentials refused, its app not deployed)
+        is the operator's to fix, like a WorkerFault: failing the job for it would burn every queued job's
+        attempts in minutes."""
         self._fault_pause = min(FAULT_PAUSE_MAX, max(self.fault_pause_min, self._fault_pause * 2))
         self._claims_paused_until = max(self._claims_paused_until, time.monotonic() + self._fault_pause)
         self.health.fault = str(exc)
