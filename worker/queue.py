@@ -96,6 +96,10 @@ def translate_errors() -> Any:
     except (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout) as exc:
         raise DatabaseUnavailable(f"database unavailable: {str(exc).strip().splitlines()[0] if str(exc) else exc}"
                                   ) from exc
+    except psycopg.errors.ReadOnlySqlTransaction as exc:    # SQLSTATE 25006: writes refused for now, retry later
+        raise DatabaseUnavailable(
+            "database is read-only (Supabase switches a project whose disk is full to read-only; or this is a "
+            "standby): free disk space or point DATABASE_URL at the primary; retrying") from exc
     except psycopg.errors.InvalidParameterValue as exc:     # SQLSTATE 22023: a request field is out of bounds
         raise BadRequest(exc.diag.message_primary or str(exc)) from exc
 
@@ -117,7 +121,13 @@ class QueueClient:
         """A pooled connection, or `dedicated` when given (the claim loop's own)."""
         with translate_errors():
             async with (self.pool.connection() if dedicated is None else dedicated.connection()) as conn:
-                yield conn
+                try:
+                    yield conn
+                except psycopg.errors.ReadOnlySqlTransaction:
+                    # the session keeps default_transaction_read_only from when it connected: a fresh connection
+                    # is needed once the database is writable again (a closed one is replaced, not reused)
+                    await conn.close()
+                    raise
 
     async def _fetchall(self, name: str, params: dict[str, Any]) -> list[dict[str, Any]]:
         self.round_trips += 1

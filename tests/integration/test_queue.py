@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import psycopg
+import psycopg.sql
 import pytest
 
 from tests.integration.conftest import job_row
@@ -177,6 +178,36 @@ async def test_a_database_that_went_away_raises_database_unavailable(database, d
         assert await client.claim_jobs(1) == [], "the pool replaced the broken connection"
     finally:
         await pool.close()
+
+
+async def test_a_read_only_database_is_unavailable_until_it_is_writable_again(
+    database, db_server, admin, make_job
+) -> None:
+    """Supabase turns a project whose disk is full read-only (default_transaction_read_only at database level):
+    retried like an outage, and the sessions opened meanwhile, which stay read-only, are replaced afterwards."""
+    dbname = psycopg.conninfo.conninfo_to_dict(database)["dbname"]
+    setting = "alter database {} set default_transaction_read_only = on"
+    with psycopg.connect(db_server.admin_dsn, autocommit=True) as server:
+        server.execute(psycopg.sql.SQL(setting).format(psycopg.sql.Identifier(dbname)))
+        pool = await open_pool(database, min_size=1, max_size=1)
+        claims = DedicatedConnection(database, application_name="tenkaigen-claims-test")
+        client = QueueClient(pool, "w:1:x", claim_connection=claims)
+        try:
+            with pytest.raises(DatabaseUnavailable, match="read-only"):
+                await client.claim_jobs(1)
+            with pytest.raises(DatabaseUnavailable, match="read-only"):
+                await client.reap_expired_leases()
+            server.execute(psycopg.sql.SQL("alter database {} reset default_transaction_read_only").format(
+                psycopg.sql.Identifier(dbname)))
+            job_id = make_job("after the disk was freed")
+            assert [job.id for job in await client.claim_jobs(1)] == [job_id], "the claim connection was replaced"
+            assert await client.reap_expired_leases() == 0, "the pooled connection was replaced"
+            assert job_row(admin, job_id)["status"] == "running"
+        finally:
+            server.execute(psycopg.sql.SQL("alter database {} reset default_transaction_read_only").format(
+                psycopg.sql.Identifier(dbname)))
+            await claims.close()
+            await pool.close()
 
 
 async def test_the_claim_connection_is_reopened_after_the_database_dropped_it(database, db_server, make_job) -> None:
