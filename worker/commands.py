@@ -51,10 +51,19 @@ async def check_schema(queue: QueueClient) -> None:
             "(alter role tenkaigen_worker login password '…') or postgres")
 
 
+TEST_DOUBLE_BACKENDS = frozenset({"noop", "chaos"})
+TEST_DOUBLE_STORAGES = frozenset({"memory"})
+
+
 async def worker(settings: Settings, *, stop_event: asyncio.Event | None = None,
                  install_signal_handlers: bool = True) -> None:
     """Run a worker until SIGTERM/SIGINT (or `stop_event`): claim, generate, upload, complete."""
     worker_id = settings.worker_id or make_worker_id()
+    for setting, value, doubles in (("TENKAIGEN_BACKEND", settings.backend, TEST_DOUBLE_BACKENDS),
+                                    ("TENKAIGEN_STORAGE", settings.storage, TEST_DOUBLE_STORAGES)):
+        if value in doubles:
+            log.warning("%s=%s is a benchmark/test double: jobs succeed without a real image being kept; never "
+                        "point it at a database that serves users", setting, value, extra={"action": "start"})
     backend = create_backend(settings)
     storage = create_storage(settings)
     pool = None

@@ -79,6 +79,19 @@ def test_the_worker_runs_jobs_serves_health_and_metrics_logs_json_and_drains_on_
     assert any("SIGTERM received" in e["message"] for e in entries)
 
 
+def test_a_worker_on_test_doubles_warns_that_it_keeps_no_images(database, tmp_path) -> None:
+    worker = spawn_worker(database, tmp_path, "doubles", backend="noop", storage="memory")
+    try:
+        wait_until(lambda: "worker started" in worker.log(), 30, "the worker to start")
+    finally:
+        assert worker.terminate(within=20) == 0
+    warnings = [e["message"] for e in map(json.loads, filter(lambda line: line.startswith("{"),
+                                                              worker.log().splitlines()))
+                if e.get("level") == "warning"]
+    assert any(m.startswith("TENKAIGEN_BACKEND=noop is a benchmark/test double") for m in warnings), warnings
+    assert any(m.startswith("TENKAIGEN_STORAGE=memory is a benchmark/test double") for m in warnings), warnings
+
+
 def test_sigterm_releases_a_job_that_outlasts_the_grace_period(admin, database, tmp_path) -> None:
     worker = spawn_worker(database, tmp_path, "short-grace", placeholder_step_seconds=0.5, grace_period=0.5)
     wait_until(lambda: "worker started" in worker.log(), 30, "the worker to start")
