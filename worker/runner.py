@@ -25,9 +25,8 @@ Shape (procrastinate's worker loop, adapted):
   unhealthy until a job succeeds again.
 - A cancel NOTIFY can arrive before the claim's answer: it is remembered, with the time it arrived, and stops the
   job if it arrived after the claim that returned the job was sent (an older one was for an earlier run of a job
-  that has been requeued since).
-  A cancel the worker cannot acknowledge (no cancel is requested any more) hands the job back with release_jobs
-  instead of leaving it running until it is reaped.
+  that has been requeued since). A cancel the worker cannot acknowledge (no cancel is requested any more) hands
+  the job back with release_jobs instead of leaving it running until it is reaped.
 - Final writes (complete, fail, acknowledge_cancel, release) run under `asyncio.shield` and are retried while the
   database is unreachable, so a job that finishes during a database restart is still recorded once it is back.
 - Shutdown: stop claiming, give in-flight jobs `grace_period` to finish, stop the rest and release them
