@@ -85,6 +85,31 @@ async def test_upload_failures_are_classified_by_status(status: int, kind: type[
     assert SERVICE_KEY not in str(raised.value)
 
 
+def storage_api_error(status: int, code: str, message: str) -> Callable[[httpx.Request], httpx.Response]:
+    """What the Storage API really sends: HTTP 400 for every error but a 500, the real status in the body."""
+    return lambda r: httpx.Response(400, json={"statusCode": str(status), "code": code, "error": code,
+                                               "message": message})
+
+
+@pytest.mark.parametrize(("status", "code", "kind"), [
+    (503, "LockTimeout", Transient), (503, "SlowDown", Transient), (423, "ResourceLocked", Transient),
+    (504, "DatabaseTimeout", Transient), (544, "DatabaseTimeout", Transient),
+    (403, "AccessDenied", WorkerFault), (401, "InvalidJWT", WorkerFault),
+    (400, "InvalidMimeType", BadRequest), (413, "EntityTooLarge", BadRequest),
+])
+async def test_the_status_inside_a_storage_400_decides(status: int, code: str, kind: type[Exception]) -> None:
+    storage, _ = storage_with(storage_api_error(status, code, "acquiring lock timeout"))
+    with pytest.raises(kind) as raised:
+        await storage.upload_result(KEY, PNG)
+    assert f"HTTP {status}" in str(raised.value) and SERVICE_KEY not in str(raised.value)
+
+
+async def test_a_bucket_removed_after_start_up_is_the_workers_fault_not_the_jobs() -> None:
+    storage, _ = storage_with(storage_api_error(404, "NoSuchBucket", "Bucket not found"))
+    with pytest.raises(WorkerFault, match="the bucket is gone; apply the migrations"):
+        await storage.upload_result(KEY, PNG)
+
+
 async def test_an_unparseable_error_body_is_still_classified_by_status() -> None:
     storage, _ = storage_with(lambda r: httpx.Response(502, text="<html>bad gateway</html>"))
     with pytest.raises(Transient, match="HTTP 502"):

@@ -39,7 +39,7 @@ from worker.storage.base import INPUTS_BUCKET, PNG_CONTENT_TYPE, RESULTS_BUCKET,
 
 TIMEOUT_SECONDS_DEFAULT = 60.0
 CACHE_CONTROL_DEFAULT = "3600"
-RETRYABLE_STATUSES = frozenset({408, 429})
+RETRYABLE_STATUSES = frozenset({408, 423, 429})   # timeout, resource locked, rate limited
 CREDENTIAL_STATUSES = frozenset({401, 403})
 CHECK_TIMEOUT_SECONDS = 10.0
 CHECKED_BUCKETS = (RESULTS_BUCKET, INPUTS_BUCKET)
@@ -201,11 +201,24 @@ def status_of(exc: BaseException) -> int | None:
         return None
 
 
+def storage_status_of(exc: BaseException) -> int | None:
+    """The status Storage means: its API answers HTTP 400 for every error but a 500 and puts the real status in
+    the body's `statusCode` (storage3 exposes it as `.status`), e.g. 503 for a lock timeout or 403 for a refused
+    key inside an HTTP 400."""
+    status = status_of(exc)
+    if status == 400:
+        with contextlib.suppress(TypeError, ValueError):
+            inner = int(getattr(exc, "status", None))  # type: ignore[arg-type]
+            if 100 <= inner <= 599:
+                return inner
+    return status
+
+
 def map_error(exc: BaseException, what: str) -> BadRequest | Transient | WorkerFault:
     """Classify a Storage failure for the runner (see the module docstring)."""
     if isinstance(exc, httpx.TransportError):
         return Transient(f"{what} failed: {type(exc).__name__}: {exc}".rstrip(": "))
-    status = status_of(exc)
+    status = storage_status_of(exc)
     message = getattr(exc, "message", None) or str(exc)
     if status is None or status >= 500 or status in RETRYABLE_STATUSES:
         return Transient(f"{what} failed (HTTP {status or '?'}): {message}")
@@ -213,5 +226,7 @@ def map_error(exc: BaseException, what: str) -> BadRequest | Transient | WorkerF
         log.error("storage refused the service key (HTTP %s): check SUPABASE_SERVICE_ROLE_KEY", status,
                   extra={"action": "upload_result"})
         return WorkerFault(f"{what} refused (HTTP {status}): check SUPABASE_SERVICE_ROLE_KEY: {message}")
+    if status == 404 and "bucket" in message.lower():     # removed after start-up: the operator's to fix
+        return WorkerFault(f"{what} refused (HTTP 404): the bucket is gone; {MIGRATE_HINT}: {message}")
     return BadRequest(f"{what} refused (HTTP {status}): {message}")
 
