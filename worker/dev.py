@@ -64,28 +64,35 @@ def start_cluster(data_dir: Path) -> tuple[LocalCluster, str]:
     fresh = not cluster.is_initialized()
     console.print(f"[dim]{'creating' if fresh else 'starting'} PostgreSQL in {cluster.data_dir}…[/]")
     cluster.start()
-    dsn = cluster.dsn_for(DEV_DATABASE)
-    with psycopg.connect(cluster.dsn, autocommit=True) as admin:
-        exists = admin.execute(QUERIES["dev_database_exists"], {"name": DEV_DATABASE}).fetchone()[0]
-        stale = stale_migrations(dsn) if exists else []
-        if stale:
-            console.print(f"[yellow]migration {stale[0]} changed since the dev database was created: "
-                          "recreating it (dev data is disposable)[/]")
-            admin.execute(sql.SQL(QUERIES["dev_drop_database"]).format(database=sql.Identifier(DEV_DATABASE)))
-        if not exists or stale:
-            admin.execute(sql.SQL(QUERIES["dev_create_database"]).format(database=sql.Identifier(DEV_DATABASE)))
-    applied = migrate(dsn, standin=True)
+    try:
+        dsn = cluster.dsn_for(DEV_DATABASE)
+        with psycopg.connect(cluster.dsn, autocommit=True) as admin:
+            exists = admin.execute(QUERIES["dev_database_exists"], {"name": DEV_DATABASE}).fetchone()[0]
+            reason = why_recreate(dsn) if exists else None
+            if reason:
+                console.print(f"[yellow]{reason}: recreating it (dev data is disposable)[/]")
+                admin.execute(sql.SQL(QUERIES["dev_drop_database"]).format(database=sql.Identifier(DEV_DATABASE)))
+            if not exists or reason:
+                admin.execute(sql.SQL(QUERIES["dev_create_database"]).format(database=sql.Identifier(DEV_DATABASE)))
+        applied = migrate(dsn, standin=True)
+    except BaseException:
+        cluster.stop("fast")               # never leave PostgreSQL running behind a failed start
+        raise
     if applied:
         console.print(f"[dim]applied {len(applied)} migration(s)[/]")
     return cluster, dsn
 
 
-def stale_migrations(dsn: str) -> list[str]:
-    """Versions whose file no longer matches the SQL that was applied (someone edited a migration)."""
+def why_recreate(dsn: str) -> str | None:
+    """Why the existing dev database cannot simply be migrated further, or None when it can."""
     on_disk = {m.version: m.sql for m in discover()}
     with psycopg.connect(dsn, autocommit=True) as conn:
-        applied = conn.execute(QUERIES["dev_applied_migrations"]).fetchall()
-    return [version for version, applied_sql in applied if version in on_disk and on_disk[version] != applied_sql]
+        try:
+            applied = conn.execute(QUERIES["dev_applied_migrations"]).fetchall()
+        except psycopg.errors.UndefinedTable:
+            return "the dev database has no record of its migrations (an earlier run was interrupted)"
+    stale = [version for version, applied_sql in applied if version in on_disk and on_disk[version] != applied_sql]
+    return f"migration {stale[0]} changed since the dev database was created" if stale else None
 
 
 async def dev(
@@ -100,7 +107,14 @@ async def dev(
     """Run the embedded default; returns the process exit code."""
     data_dir = (data_dir or DATA_DIR_DEFAULT).resolve()
     prepare_data_dir(data_dir)
-    cluster, dsn = await asyncio.to_thread(start_cluster, data_dir)
+    starting = asyncio.ensure_future(asyncio.to_thread(start_cluster, data_dir))
+    try:
+        cluster, dsn = await asyncio.shield(starting)
+    except asyncio.CancelledError:           # Ctrl-C while starting: let the start finish, then stop what it started
+        with contextlib.suppress(Exception):
+            started, _ = await starting
+            await asyncio.to_thread(started.stop, "fast")
+        raise
     storage_dir = data_dir / "storage"
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -158,11 +172,11 @@ async def dev(
     finally:
         stop.set()
         if worker_task is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                try:
-                    await asyncio.wait_for(asyncio.shield(worker_task), 30)
-                except TimeoutError:
-                    worker_task.cancel()
+            await asyncio.wait({worker_task}, timeout=30)     # never raises: the worker's own error is shown below
+            if not worker_task.done():
+                worker_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await worker_task
             if worker_task.done() and not worker_task.cancelled() and worker_task.exception() is not None:
                 exc = worker_task.exception()
                 if isinstance(exc, TenkaigenError):

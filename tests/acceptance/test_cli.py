@@ -235,5 +235,24 @@ def test_dev_prompt_runs_the_embedded_default_and_prints_a_png_of_the_requested_
                           "--data-dir", str(data_dir), timeout=180)
         assert third.returncode == 0, third.stderr[-3000:]
         assert "changed since the dev database was created: recreating it" in third.stderr
+
+        # a first run interrupted between creating the database and migrating it: the next run recreates it
+        cluster.start()
+        with psycopg.connect(cluster.dsn_for("tenkaigen"), autocommit=True) as conn:
+            conn.execute("drop schema supabase_migrations cascade")
+        cluster.stop()
+        fourth = tenkaigen("dev", "--prompt", "after an interrupted run", "--width", "256", "--height", "256",
+                           "--data-dir", str(data_dir), timeout=180)
+        assert fourth.returncode == 0, fourth.stderr[-3000:]
+        assert "has no record of its migrations" in fourth.stderr
+
+        # the worker fails to start (its storage directory is a file): exit 1, and PostgreSQL is stopped
+        subprocess.run(["rm", "-rf", str(data_dir / "storage")], check=True)
+        (data_dir / "storage").write_text("not a directory")
+        broken = tenkaigen("dev", "--prompt", "no storage", "--width", "256", "--height", "256",
+                           "--data-dir", str(data_dir), timeout=180)
+        assert broken.returncode == 1, broken.stderr[-3000:]
+        assert "TENKAIGEN_LOCAL_STORAGE_DIR" in broken.stderr and "Traceback" not in broken.stderr
+        assert not LocalCluster(data_dir=data_dir / "cluster").is_running(), "PostgreSQL was stopped"
     finally:
         subprocess.run(["rm", "-rf", str(data_dir)], check=False)
