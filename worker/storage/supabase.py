@@ -6,10 +6,11 @@ Upload: `POST {SUPABASE_URL}/storage/v1/object/generated-designs/<user_id>/<job_
 `GET …/object/generation-inputs/<path>`. Only storage3 is used: the PostgREST and Auth clients of supabase-py
 (and PostgREST's automatic retries) are not involved, since the worker talks to the database directly.
 
-Error mapping: 4xx → BadRequest (the request cannot succeed), except 408 and 429 (→ Transient) and 401/403
-(→ WorkerFault, logged: a key rotated or revoked while the worker runs is the worker's fault, not the job's, so the
-job is handed back without using an attempt and the worker pauses its claims); 5xx, timeouts and connection
-errors → Transient.
+Error mapping, by the status Storage means (its API answers HTTP 400 for every error but a 500 and puts the real
+status in the body's `statusCode`: `storage_status_of`): 4xx → BadRequest (the request cannot succeed), except
+408, 423 and 429 (→ Transient), 401/403 and a missing bucket (→ WorkerFault, logged: a key rotated or revoked, or a
+bucket removed, while the worker runs is the worker's fault, not the job's, so the job is handed back without using
+an attempt and the worker pauses its claims); 5xx, timeouts and connection errors → Transient.
 
 Start-up preflight (`check`, called by `tenkaigen worker` before it claims anything): one
 `GET {SUPABASE_URL}/storage/v1/bucket/<id>` (storage3's `get_bucket`) per bucket, generated-designs then
