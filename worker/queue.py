@@ -26,7 +26,7 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from worker.db import DedicatedConnection
-from worker.exceptions import BadRequest, Transient
+from worker.exceptions import BadRequest, TenkaigenError, Transient
 from worker.jobs import Job, JobRecord, JobStats
 
 
@@ -68,6 +68,12 @@ class DatabaseUnavailable(Transient):
     error_code = "database_unavailable"
 
 
+class JobNotFound(TenkaigenError):
+    """An admin call named a job that does not exist (SQLSTATE P0002 from queue.cancel_job / requeue_job)."""
+
+    error_code = "not_found"
+
+
 @dataclass(frozen=True, slots=True)
 class Completion:
     """One finished job for `complete_jobs`; result_path must be `<user_id>/<job_id>.png` (a CHECK enforces it)."""
@@ -100,6 +106,8 @@ def translate_errors() -> Any:
         raise DatabaseUnavailable(
             "database is read-only (Supabase switches a project whose disk is full to read-only; or this is a "
             "standby): free disk space or point DATABASE_URL at the primary; retrying") from exc
+    except psycopg.errors.NoDataFound as exc:               # SQLSTATE P0002: "job_id: no job <id>"
+        raise JobNotFound(exc.diag.message_primary or str(exc)) from exc
     except psycopg.errors.InvalidParameterValue as exc:     # SQLSTATE 22023: a request field is out of bounds
         raise BadRequest(exc.diag.message_primary or str(exc)) from exc
 

@@ -111,8 +111,11 @@ def test_admin_commands_list_cancel_requeue_and_count(admin, database) -> None:
     assert tenkaigen("requeue", "--database-url", database, first).stdout.strip() == "queued"
     stats = tenkaigen("stats", "--database-url", database)
     assert stats.returncode == 0 and "queued" in stats.stdout and " 2 " in stats.stdout
-    missing = tenkaigen("cancel", "--database-url", database, str(uuid.uuid4()))
-    assert missing.returncode != 0
+    unknown = str(uuid.uuid4())
+    for command in ("cancel", "requeue"):
+        missing = tenkaigen(command, "--database-url", database, unknown)
+        assert missing.returncode == 1 and f"job_id: no job {unknown}" in missing.stderr, missing.stderr
+        assert "Traceback" not in missing.stderr
     bad = tenkaigen("enqueue", "--database-url", database, "--dev-user", "x", "--width", "1000")
     assert bad.returncode == 1 and "width: must be a multiple of 16" in bad.stderr
 
