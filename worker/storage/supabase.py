@@ -130,9 +130,7 @@ class SupabaseStorage:
     def _classify_check_failure(self, exc: StorageException, bucket: str, endpoint: str, host: str) -> str:
         """Raise ConfigurationError for a refused key, a missing bucket or another 4xx; the reason for the rest."""
         http_status = status_of(exc)
-        statuses = {http_status}
-        with contextlib.suppress(TypeError, ValueError):    # Storage's own statusCode, e.g. "404" in an HTTP 400
-            statuses.add(int(getattr(exc, "status", None)))  # type: ignore[arg-type]
+        statuses = {http_status, storage_status_of(exc)}    # Storage's own statusCode, e.g. "404" in an HTTP 400
         message = self._redact(str(getattr(exc, "message", None) or exc))[:200]
         shown = f"HTTP {http_status or '?'}: {message}"
         if statuses & CREDENTIAL_STATUSES:
