@@ -5,7 +5,10 @@ nothing else in the repository spells a version of torch, diffusers, transformer
 This module is plain data (standard library only) so that it imports anywhere, including on a laptop with
 neither torch nor Modal installed.
 
-Why these versions (sources: shared/reference/modal-nunchaku.md):
+Why these versions (sources: the Nunchaku repository, https://github.com/nunchaku-tech/nunchaku (its
+releases page for the wheel names, `.github/workflows/release-build.yaml` at tag v1.1.0 for the build matrix,
+`docs/source/installation/installation.rst` for the install); diffusers' release notes,
+https://github.com/huggingface/diffusers/releases):
 
 - Nunchaku is NOT on PyPI. PyPI's `nunchaku` is an unrelated statistics package with the same import name,
   so the image installs the GitHub release wheel by URL and no requirement anywhere says bare `nunchaku`.

@@ -420,7 +420,7 @@ def modal_gpu_name(device_name: str | None) -> str:
 def choose_offload(weights: str, gpu_memory_gib: float) -> str:
     """How to place a pipeline on a GPU of this size: "none", "model" or "sequential" (per layer).
 
-    Resident sizes (shared/reference/modal-nunchaku.md 1.5): Nunchaku transformer ~12.7 GB + Qwen2.5-VL text
+    Resident sizes (the checkpoints' file sizes on huggingface.co): Nunchaku transformer ~12.7 GB + Qwen2.5-VL text
     encoder 16.6 GB + VAE ~0.3 GB ~= 30 GB; the BF16 transformer alone is 40.9 GB (~58 GB in all). Activations
     at 1024x1024 need a few GB on top. `gpu_memory_gib` is what Nunchaku's `get_gpu_memory()` reports
     (total // 2**30: L40S 44, A100-40GB 39, A10/L4 22, T4 14).

@@ -5,7 +5,7 @@ components a few hundred kilobytes big, so the whole generation path (scheduler,
 seeding, PNG encoding, LoRA hooks) runs on a CPU in well under a second at 64x64 and needs no network, no token
 and no GPU. The component shapes mirror diffusers' own test dummies
 (`tests/pipelines/qwenimage/test_qwenimage.py`); only the tokenizer is new: diffusers' tests download one from the
-Hub, ours is a byte-level BPE built in memory (see shared/reference/modal-nunchaku.md section 5.1).
+Hub, ours is a byte-level BPE built in memory, so nothing is fetched.
 
 The images are noise, by design: this is for smoke tests of a deployment and for unit tests, not for looks.
 Heavy imports happen inside the functions.

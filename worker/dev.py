@@ -35,13 +35,19 @@ from worker.pgcluster import LocalCluster
 from worker.queue import QUERIES
 from worker.storage.base import RESULTS_BUCKET
 
-DATA_DIR_DEFAULT = PROJECT_ROOT / ".pgdata"
 DEV_DATABASE = "tenkaigen"
 PLACEHOLDER_STEP_SECONDS = 0.15
 DISPLAY_POLL_SECONDS = 0.1
 JOB_TIMEOUT_SECONDS = 600.0
 
 console = Console(stderr=True, soft_wrap=True)
+
+
+def default_data_dir() -> Path:
+    """`<project>/.pgdata` in a source checkout; `./.pgdata` (the working directory) for an installed package,
+    whose files live inside the virtual environment."""
+    root = PROJECT_ROOT if (PROJECT_ROOT / "pyproject.toml").is_file() else Path.cwd()
+    return root / ".pgdata"
 
 
 def prepare_data_dir(data_dir: Path) -> None:
@@ -105,7 +111,7 @@ async def dev(
     data_dir: Path | None = None,
 ) -> int:
     """Run the embedded default; returns the process exit code."""
-    data_dir = (data_dir or DATA_DIR_DEFAULT).resolve()
+    data_dir = (data_dir or default_data_dir()).resolve()
     prepare_data_dir(data_dir)
     starting = asyncio.ensure_future(asyncio.to_thread(start_cluster, data_dir))
     try:

@@ -5,12 +5,18 @@ the table the Supabase CLI itself uses, so a database migrated here stays compat
 A second run applies nothing. On a plain PostgreSQL the local Supabase stand-in
 (supabase/standin/supabase_platform.sql) can be loaded first; it is skipped when `auth.users` already exists
 (a real Supabase project, or a database that already has it).
+
+Where the SQL comes from: the repository's supabase/ folder is the one source. pyproject.toml maps it into the
+package as `worker._supabase` (migrations and stand-in only), so an installed wheel carries it as package data,
+read here through importlib.resources; a checkout (editable install, or `python -m worker` in the repository)
+reads supabase/ itself. Finding no migrations is an error that names where it looked, never "up to date".
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 import psycopg
@@ -18,8 +24,29 @@ import psycopg
 from worker.exceptions import ConfigurationError, TenkaigenError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-MIGRATIONS_DIR = PROJECT_ROOT / "supabase" / "migrations"
-STANDIN_FILE = PROJECT_ROOT / "supabase" / "standin" / "supabase_platform.sql"
+PACKAGED_SCHEMA = "_supabase"        # worker/_supabase in a wheel: pyproject.toml maps supabase/ onto it
+SOURCE_SCHEMA_DIR = PROJECT_ROOT / "supabase"
+
+
+def schema_dirs() -> list[Path]:
+    """Where the supabase/ SQL may be, in the order it is looked for: the installed package's data, then, when
+    this module runs from a checkout (pyproject.toml beside worker/), the checkout's supabase/."""
+    dirs = [Path(str(resources.files("worker").joinpath(PACKAGED_SCHEMA)))]
+    if (PROJECT_ROOT / "pyproject.toml").is_file():
+        dirs.append(SOURCE_SCHEMA_DIR)
+    return dirs
+
+
+def schema_dir() -> Path:
+    """The first of `schema_dirs()` that holds migrations, else the last one, so that the error raised by
+    `discover` names the place this install should have them."""
+    candidates = schema_dirs()
+    return next((c for c in candidates if (c / "migrations").is_dir()), candidates[-1])
+
+
+SCHEMA_DIR = schema_dir()
+MIGRATIONS_DIR = SCHEMA_DIR / "migrations"
+STANDIN_FILE = SCHEMA_DIR / "standin" / "supabase_platform.sql"
 MIGRATION_NAME = re.compile(r"^(?P<version>\d{14})_(?P<name>[a-z0-9_]+)\.sql$")
 
 TRACKING_TABLE_SQL = """
@@ -49,8 +76,22 @@ class Migration:
         return self.path.read_text(encoding="utf-8")
 
 
+def _looked_in(path: Path) -> str:
+    """`path`, plus the other places searched when it is the default location."""
+    if path not in (MIGRATIONS_DIR, STANDIN_FILE):
+        return str(path)
+    relative = path.relative_to(SCHEMA_DIR)
+    return " or ".join(str(root / relative) for root in schema_dirs())
+
+
 def discover(migrations_dir: Path = MIGRATIONS_DIR) -> list[Migration]:
-    """Migration files in version order; a badly named .sql file is an error, not silently skipped."""
+    """Migration files in version order. A badly named .sql file is an error, not silently skipped, and so is a
+    missing or empty directory: applying nothing and reporting "up to date" would hide a broken install."""
+    if not migrations_dir.is_dir():
+        raise MigrationError(
+            f"no migrations directory at {_looked_in(migrations_dir)}. Reinstall the tenkaigen package (its wheel "
+            "ships supabase/migrations as package data), or run from a checkout of the repository."
+        )
     found: list[Migration] = []
     for path in sorted(migrations_dir.glob("*.sql")):
         match = MIGRATION_NAME.match(path.name)
@@ -59,6 +100,11 @@ def discover(migrations_dir: Path = MIGRATIONS_DIR) -> list[Migration]:
                 f"{path}: migration files must be named <YYYYMMDDHHMMSS>_<snake_case_name>.sql"
             )
         found.append(Migration(match["version"], match["name"], path))
+    if not found:
+        raise MigrationError(
+            f"no migration files (<YYYYMMDDHHMMSS>_<name>.sql) in {migrations_dir}. Reinstall the tenkaigen "
+            "package, or restore supabase/migrations in the checkout."
+        )
     return found
 
 
@@ -103,7 +149,13 @@ def load_standin(conn: psycopg.Connection, standin: Path = STANDIN_FILE) -> bool
     """Load the Supabase stand-in unless the platform schemas exist. Returns whether it was loaded."""
     if has_supabase_platform(conn):
         return False
-    sql = standin.read_text(encoding="utf-8")
+    try:
+        sql = standin.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise MigrationError(
+            f"cannot read the Supabase stand-in at {_looked_in(standin)} ({exc.strerror or exc}). Reinstall the "
+            "tenkaigen package (its wheel ships supabase/standin as package data), or run from a checkout."
+        ) from None
     try:
         with conn.transaction():
             conn.execute(sql)

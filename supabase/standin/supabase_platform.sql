@@ -3,7 +3,8 @@
 -- NOT a migration. A real Supabase project already has all of this (created by supabase/postgres, GoTrue,
 -- Storage and Realtime). `tenkaigen db migrate --standin`, the test harness and `tenkaigen dev` load it before
 -- supabase/migrations, and only when the database has no `auth.users` yet. Definitions follow Supabase's own
--- sources (see ../shared/reference/supabase.md sections 1-3); what differs from a real project:
+-- sources (github.com/supabase/postgres migrations, supabase/auth, supabase/storage and supabase/realtime);
+-- what differs from a real project:
 --   * the local `postgres` is a superuser (real: NOSUPERUSER BYPASSRLS);
 --   * no PostgREST/Storage/Realtime servers: tests emulate PostgREST with
 --     `set local role authenticated` + `set_config('request.jwt.claims', …, true)`;
