@@ -2,12 +2,16 @@
 
 Environment variables use the `TENKAIGEN_` prefix, except the three Supabase-wide names `DATABASE_URL`,
 `SUPABASE_URL` and `SUPABASE_SERVICE_ROLE_KEY`. `load_settings()` turns every problem (missing value, bad value,
-impossible combination) into one `ConfigurationError` that lists each setting by its environment variable and
-says what to set. Library modules never read the environment themselves.
+impossible combination, a `TENKAIGEN_*` variable no setting reads) into one `ConfigurationError` that lists each
+setting by its environment variable and says what to set. Library modules never read the environment themselves.
+`tenkaigen config` and docs/configuration.md list every setting, generated from this model (config_reference.py).
 """
 
 from __future__ import annotations
 
+import difflib
+import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -23,13 +27,13 @@ BackendName = Literal["placeholder", "tiny", "local", "modal", "noop", "chaos"]
 StorageName = Literal["local", "supabase", "memory"]
 
 CONCURRENCY_DEFAULT = 4
-LEASE_SECONDS_DEFAULT = 60
+LEASE_SECONDS_DEFAULT = 10
 POLL_INTERVAL_DEFAULT = 2.0
-GRACE_PERIOD_DEFAULT = 30.0
+GRACE_PERIOD_DEFAULT = 120.0
 PROGRESS_INTERVAL_DEFAULT = 1.0
 METRICS_PORT_DEFAULT = 9464
 RETENTION_DAYS_DEFAULT = 30
-REAP_INTERVAL_DEFAULT = 15.0
+REAP_INTERVAL_DEFAULT = 2.0
 GENERATION_TIMEOUT_DEFAULT = 900.0
 MAX_RESULT_BYTES_DEFAULT = 64 * 1024 * 1024
 
@@ -47,6 +51,17 @@ GPU_PRICES_USD_PER_SECOND_DEFAULT: dict[str, float] = {
 }
 
 TRANSACTION_POOLER_PORT = 6543
+
+# `TENKAIGEN_*` variables that are not worker settings but are read by the project's own tools; the unknown-variable
+# check lets them through. Each is listed in docs/configuration.md with what reads it.
+OTHER_VARIABLES: dict[str, str] = {
+    "TENKAIGEN_MODAL_MAX_CONTAINERS": "Read by `modal deploy modal_app/qwen_generator.py`, not by the worker: caps the "
+                                      "GPU containers of each pool (default 4).",
+    "TENKAIGEN_CHAOS_LATENCY": "Test double `chaos` only (scripts/chaos): per-call latency 'min,max' in seconds.",
+    "TENKAIGEN_CHAOS_SEED": "Test double `chaos` only (scripts/chaos): seed of its fault plan.",
+    "TENKAIGEN_CHAOS_STATE_DIR": "Test double `chaos` only (scripts/chaos): directory its processes share.",
+    "TENKAIGEN_CHAOS_TIMEOUT_SECONDS": "Test double `chaos` only (scripts/chaos): seconds a stalled call waits.",
+}
 
 
 class Settings(BaseSettings):
@@ -101,7 +116,9 @@ class Settings(BaseSettings):
     poll_interval: float = Field(default=POLL_INTERVAL_DEFAULT, gt=0, le=300,
                                  description="Seconds between claim polls when no NOTIFY arrives.")
     grace_period: float = Field(default=GRACE_PERIOD_DEFAULT, ge=0, le=3600,
-                                description="On SIGTERM, seconds in-flight jobs get to finish before release.")
+                                description="On SIGTERM, seconds in-flight jobs get to finish before release "
+                                            "(covers a cold lightning-8 generation; keep the platform's stop "
+                                            "timeout above it).")
     generation_timeout_seconds: float = Field(
         default=GENERATION_TIMEOUT_DEFAULT, gt=0, le=24 * 3600,
         description="Deadline of one backend call; a call past it is stopped and the attempt retried (transient).")
@@ -111,12 +128,14 @@ class Settings(BaseSettings):
                     "(invalid_backend_result, retried).")
     progress_interval: float = Field(default=PROGRESS_INTERVAL_DEFAULT, ge=0, le=600,
                                      description="Minimum seconds between two progress writes of one job.")
-    pool_size: int = Field(default=4, ge=1, le=100, description="Connections in the work pool (plus 1 listener).")
+    pool_size: int = Field(default=4, ge=1, le=100,
+                           description="Connections in the work pool; a worker holds at most this many plus 2 "
+                                       "(its claim connection and its LISTEN connection).")
     completion_batch_size: int = Field(default=200, ge=1, le=5000,
                                        description="Most completions written in one complete_jobs call.")
 
     metrics_port: int = Field(default=METRICS_PORT_DEFAULT, ge=0, le=65535,
-                              description="Port of the /metrics and /healthz endpoint; 0 turns it off.")
+                              description="Port of the /metrics, /livez and /readyz endpoint; 0 turns it off.")
     metrics_host: str = Field(default="0.0.0.0", description="Address the metrics endpoint binds to.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", description="Log level.")
     log_format: Literal["json", "text"] = Field(default="json", description="json (one object a line) or text.")
@@ -124,7 +143,8 @@ class Settings(BaseSettings):
     scheduler_enabled: bool = Field(default=True,
                                     description="Run maintenance (reaper, retention, gauges, cost alert).")
     reap_interval: float = Field(default=REAP_INTERVAL_DEFAULT, gt=0, le=3600,
-                                 description="Seconds between expired-lease sweeps.")
+                                 description="Seconds between expired-lease sweeps (plus up to a quarter of it, "
+                                             "0.5 s at most, of jitter; the first runs at start).")
     retention_days: int = Field(default=RETENTION_DAYS_DEFAULT, ge=0, le=3650,
                                 description="Finished jobs older than this are purged with their images; 0 keeps all.")
     cost_alert_usd: float | None = Field(default=None, gt=0,
@@ -165,6 +185,39 @@ def env_name(field: str) -> str:
     return ENV_PREFIX + field.upper()
 
 
+def env_names(field: str) -> tuple[str, ...]:
+    """Every environment variable a field is read from: the documented one first, then its aliases."""
+    info = Settings.model_fields[field]
+    if isinstance(info.validation_alias, AliasChoices):
+        return tuple(str(c) for c in info.validation_alias.choices if isinstance(c, str) and c.isupper())
+    return (ENV_PREFIX + field.upper(),)
+
+
+def is_secret(field: str) -> bool:
+    """Whether a field holds a secret (a SecretStr): never shown, never logged."""
+    return "SecretStr" in str(Settings.model_fields[field].annotation)
+
+
+def known_variables() -> frozenset[str]:
+    """Every `TENKAIGEN_*` (and Supabase-wide) variable the project reads."""
+    return frozenset(name for field in Settings.model_fields for name in env_names(field)) | set(OTHER_VARIABLES)
+
+
+def check_environment(environ: Mapping[str, str]) -> list[str]:
+    """A problem for each `TENKAIGEN_*` variable that no setting reads (a typo would otherwise be ignored)."""
+    known = known_variables()
+    # compared without the shared prefix: an unrelated name must suggest nothing rather than any TENKAIGEN_ name
+    suffixes = sorted(name.removeprefix(ENV_PREFIX) for name in known if name.startswith(ENV_PREFIX))
+    problems = []
+    for name in sorted(environ):
+        if not name.upper().startswith(ENV_PREFIX) or name.upper() in known:
+            continue
+        close = difflib.get_close_matches(name.upper().removeprefix(ENV_PREFIX), suffixes, n=1, cutoff=0.7)
+        hint = f" (did you mean {ENV_PREFIX}{close[0]}?)" if close else ""
+        problems.append(f"{name}: unknown setting{hint}; `tenkaigen config` lists every setting")
+    return problems
+
+
 def _describe_error(error: Any) -> str:
     loc = error.get("loc") or ("?",)
     field = str(loc[0])
@@ -181,7 +234,7 @@ def _describe_error(error: Any) -> str:
     return f"{name}: {message}{shown}"
 
 
-_SECRET_FIELDS = {"database_url", "supabase_service_role_key", "cost_alert_webhook"}
+_SECRET_FIELDS = frozenset(field for field in Settings.model_fields if is_secret(field))
 
 
 def check_database_url(dsn: str) -> list[str]:
@@ -232,13 +285,16 @@ def check_settings(settings: Settings) -> list[str]:
 
 
 def load_settings(**overrides: Any) -> Settings:
-    """Settings from the environment (and explicit overrides), or one ConfigurationError listing every problem."""
+    """Settings from the environment (and explicit overrides), or one ConfigurationError listing every problem.
+
+    An unknown `TENKAIGEN_*` variable is a problem too: a misspelled setting must not be silently ignored."""
+    unknown = check_environment(os.environ)
     try:
         settings = Settings(**overrides)
     except ValidationError as exc:
-        problems = [_describe_error(e) for e in exc.errors()]
+        problems = unknown + [_describe_error(e) for e in exc.errors()]
         raise ConfigurationError(_format(problems)) from None
-    problems = check_settings(settings)
+    problems = unknown + check_settings(settings)
     if problems:
         raise ConfigurationError(_format(problems))
     return settings

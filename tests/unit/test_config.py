@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from worker.config import Settings, check_database_url, env_name, load_settings
+from worker.config import (
+    Settings,
+    check_database_url,
+    check_environment,
+    env_name,
+    known_variables,
+    load_settings,
+)
 from worker.exceptions import ConfigurationError
 
 DSN = "postgresql://tenkaigen_worker:s3cret-pw@db.abcd.supabase.co:5432/postgres"
@@ -107,3 +114,80 @@ def test_a_cost_alert_webhook_without_a_threshold_is_refused() -> None:
     settings = load_settings(database_url=DSN, backend="placeholder", storage="local", cost_alert_usd=5,
                              cost_alert_webhook="https://hooks.example.com/T0/secret-path")
     assert settings.cost_alert_usd == 5
+
+
+# ## Unknown TENKAIGEN_* variables
+def test_a_misspelled_variable_stops_the_worker_with_a_suggestion(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TENKAIGEN_CONCURENCY", "8")
+    with pytest.raises(ConfigurationError) as raised:
+        load_settings(database_url=DSN, backend="placeholder", storage="local")
+    assert str(raised.value) == (
+        "the worker is misconfigured (1 problem):\n"
+        "  - TENKAIGEN_CONCURENCY: unknown setting (did you mean TENKAIGEN_CONCURRENCY?); "
+        "`tenkaigen config` lists every setting")
+
+
+def test_an_unknown_variable_is_listed_with_the_other_problems(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TENKAIGEN_LEASE_SECS", "30")
+    monkeypatch.setenv("TENKAIGEN_XYZZY", "1")
+    with pytest.raises(ConfigurationError) as raised:
+        load_settings(backend="gpu")
+    message = str(raised.value)
+    assert "(4 problems)" in message
+    assert "TENKAIGEN_LEASE_SECS: unknown setting (did you mean TENKAIGEN_LEASE_SECONDS?)" in message
+    assert "TENKAIGEN_XYZZY: unknown setting; `tenkaigen config` lists every setting" in message   # nothing close
+    assert "DATABASE_URL: missing" in message and "TENKAIGEN_BACKEND: must be one of" in message
+
+
+def test_setting_names_aliases_and_other_tools_variables_are_known(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("TENKAIGEN_CONCURRENCY", "tenkaigen_poll_interval", "TENKAIGEN_DATABASE_URL",
+                 "TENKAIGEN_SUPABASE_URL", "TENKAIGEN_MODAL_MAX_CONTAINERS", "TENKAIGEN_CHAOS_SEED"):
+        assert check_environment({name: "1"}) == [], name
+    monkeypatch.setenv("TENKAIGEN_MODAL_MAX_CONTAINERS", "2")
+    monkeypatch.setenv("TENKAIGEN_CHAOS_LATENCY", "0,1")
+    monkeypatch.setenv("TENKAIGEN_CONCURRENCY", "3")
+    assert load_settings(database_url=DSN, backend="placeholder", storage="local").concurrency == 3
+    assert check_environment({"HOME": "/root", "DATABASE_URL": DSN, "MODAL_TOKEN_ID": "x"}) == []
+
+
+# every TENKAIGEN_* name the project writes for its tools (scripts, chaos runs, deploys, docs) must be known
+_EXAMPLE_TYPOS = {"TENKAIGEN_CONCURENCY"}   # the documented example of a misspelling
+
+
+def test_every_tenkaigen_variable_the_project_names_is_a_known_variable() -> None:
+    import re
+
+    from worker.migrate import PROJECT_ROOT
+
+    roots = ["worker", "modal_app", "scripts", "deploy", "docs", "tests/integration", "tests/acceptance",
+             "README.md", "Dockerfile"]
+    files = [p for r in roots for p in ([PROJECT_ROOT / r] if (PROJECT_ROOT / r).is_file()
+                                        else (PROJECT_ROOT / r).rglob("*")) if p.is_file()]
+    named = set()
+    for path in files:
+        if path.suffix in {".pyc", ".png", ".lock"}:
+            continue
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            continue
+        named |= {m for m in re.findall(r"\bTENKAIGEN_[A-Z][A-Z0-9_]*[A-Z0-9]\b", text)}
+    assert "TENKAIGEN_CONCURRENCY" in named and "TENKAIGEN_CHAOS_SEED" in named
+    assert sorted(named - known_variables() - _EXAMPLE_TYPOS) == []
+
+
+def test_tenkaigen_worker_refuses_a_misspelled_variable_before_connecting() -> None:
+    import os
+    import subprocess
+    import sys
+
+    from worker.migrate import PROJECT_ROOT
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TENKAIGEN_", "SUPABASE_", "DATABASE_URL"))}
+    env.update(DATABASE_URL=DSN, TENKAIGEN_BACKEND="placeholder", TENKAIGEN_STORAGE="local",
+               TENKAIGEN_CONCURENCY="8")
+    result = subprocess.run([sys.executable, "-m", "worker", "worker"], cwd=PROJECT_ROOT, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "error: the worker is misconfigured (1 problem):" in result.stderr
+    assert "TENKAIGEN_CONCURENCY: unknown setting (did you mean TENKAIGEN_CONCURRENCY?)" in result.stderr

@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
-import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -35,11 +34,13 @@ from modal_app import pins
 from modal_app.pipeline import InvalidRequest, PipelineRequest, UnsupportedEnvironment
 from worker.backends.base import GenerationRequest, GenerationResult, ProgressCallback
 from worker.exceptions import BadRequest, ConfigurationError, TenkaigenError, Transient
+from worker.logging import logger, route_library_loggers
 
 if TYPE_CHECKING:
     from worker.config import Settings
 
-log = logging.getLogger(__name__)
+log = logger("backends.modal")
+route_library_loggers()   # `import modal` above added its own stderr handlers: route them through ours
 
 APP_NAME_DEFAULT = "tenkaigen-qwen"
 CLASS_NAME_DEFAULT = "QwenGenerator"
@@ -50,7 +51,7 @@ CPU_VARIANTS = frozenset({"tiny"})
 # kernels to worry about, so it may use Hopper. Everything else runs on the class's Nunchaku GPU list.
 VARIANT_GPUS_DEFAULT: dict[str, str] = {"bf16": "A100-80GB"}
 
-# Modal's published per-second prices (shared/reference/modal-nunchaku.md section 4; verify on modal.com/pricing).
+# Modal's published per-second prices (https://modal.com/pricing, read 2026-10; verify there before relying on them).
 # "CPU" prices the tiny variant's 2-core / 4 GiB container: 2 x $0.0000131 + 4 x $0.00000222.
 PRICES_USD_PER_SECOND_DEFAULT: dict[str, float] = {
     "T4": 0.000164,
