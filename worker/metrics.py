@@ -1,36 +1,109 @@
-"""Prometheus metrics and the health endpoint.
+"""Prometheus metrics of one worker process, in its own registry.
 
-Every worker process serves `GET /metrics` (Prometheus text format) and `GET /healthz` (200 while the runner
-loop is alive and the database answered recently, else 503) on `TENKAIGEN_METRICS_PORT`. Metric names follow
-the SQL verbs: `tenkaigen_jobs_claimed_total` counts what `queue.claim_jobs` returned, and so on. Each Metrics
-object owns its registry, so several runners can live in one process (tests).
+Names follow https://prometheus.io/docs/practices/naming/ : counters end in `_total` (prometheus_client appends it
+to a Counter's name), durations are `_duration_seconds` histograms, every value is in base units (seconds, US
+dollars), and the unit comes before `_total`, never after a suffix. The registry also holds the process and
+platform collectors (`process_*`, `python_info`, `python_gc_*`) and `tenkaigen_build_info`.
+
+Two kinds of series:
+- per worker: what this process did (claims, outcomes, durations, errors, cost). Sum them over instances.
+- queue-wide (`tenkaigen_queue_*`): read from `queue.job_stats`, exported by ONE replica at a time, the holder of
+  the leader lease (`queue.try_lead`, see worker/maintenance.py collect_queue_metrics); the others export nothing
+  for them, so a query over the queue does not change with the replica count. `tenkaigen_queue_metrics_leader`
+  is 1 on the replica that exports them, 0 elsewhere.
+Each Metrics object owns its registry, so several runners can live in one process (tests).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import json
+import platform
 import time
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
-from worker.logging import logger
+from worker import installed_version
+from worker.jobs import JobStats, JobStatus
 
-DURATION_BUCKETS = (0.005, 0.02, 0.1, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600)
-HEALTH_DB_STALE_AFTER_DEFAULT = 60.0
+DURATION_BUCKETS = (0.005, 0.02, 0.1, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 900)
 
-log = logger("metrics")
+
+class QueueGauges(Collector):
+    """The queue-wide gauges, yielded only while this replica holds the leader lease.
+
+    `lead(stats, until)` records what the leader read and the monotonic time its lease surely lasts to (measured
+    from before try_lead was sent, so it ends here no later than in the database); `resign()` stops the export.
+    Past `until` (the gauge job stopped renewing: database down, worker stopping) nothing is exported."""
+
+    def __init__(self) -> None:
+        self.stats: JobStats | None = None
+        self.leader_until = 0.0
+
+    @property
+    def leading(self) -> bool:
+        return self.stats is not None and time.monotonic() < self.leader_until
+
+    def lead(self, stats: JobStats, until: float) -> None:
+        self.stats = stats
+        self.leader_until = until
+
+    def resign(self) -> None:
+        self.stats = None
+        self.leader_until = 0.0
+
+    def _families(self) -> tuple[GaugeMetricFamily, GaugeMetricFamily, GaugeMetricFamily, GaugeMetricFamily]:
+        return (
+            GaugeMetricFamily("tenkaigen_queue_jobs", "Active jobs in the whole queue by status: queued, running "
+                              "(queue.job_stats; exported by the queue-metrics leader only).", labels=["status"]),
+            GaugeMetricFamily("tenkaigen_queue_claimable_jobs", "Queued jobs whose run_after has passed (leader "
+                              "only)."),
+            GaugeMetricFamily("tenkaigen_queue_oldest_claimable_age_seconds", "Age of the oldest claimable job, 0 "
+                              "when none (leader only)."),
+            GaugeMetricFamily("tenkaigen_queue_metrics_leader", "1 on the replica that exports the tenkaigen_queue_* "
+                              "gauges (it holds queue.maintenance_leader), 0 on the others."),
+        )
+
+    def describe(self) -> Iterator[Metric]:
+        yield from self._families()
+
+    def collect(self) -> Iterator[Metric]:
+        jobs, claimable, oldest, leader = self._families()
+        stats = self.stats
+        if stats is None or not self.leading:
+            leader.add_metric([], 0.0)
+            yield leader
+            return
+        jobs.add_metric([JobStatus.QUEUED.value], float(stats.queued))
+        jobs.add_metric([JobStatus.RUNNING.value], float(stats.running))
+        claimable.add_metric([], float(stats.claimable))
+        oldest.add_metric([], float(stats.oldest_claimable_age_seconds or 0.0))
+        leader.add_metric([], 1.0)
+        yield from (jobs, claimable, oldest, leader)
 
 
 class Metrics:
-    """The worker's metrics, in their own registry."""
+    """The worker's metrics, in their own registry. `backend` labels tenkaigen_build_info."""
 
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    def __init__(self, registry: CollectorRegistry | None = None, *, backend: str = "unknown") -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
+        self.build_info = Info("tenkaigen_build", "The running worker: package version, Python version and "
+                               "generation backend (always 1).", registry=r)
+        self.build_info.info({"version": installed_version(), "python": platform.python_version(),
+                              "backend": backend})
         self.jobs_claimed = Counter("tenkaigen_jobs_claimed", "Jobs claimed by this worker (queue.claim_jobs).",
                                     registry=r)
         self.jobs_finished = Counter(
@@ -42,108 +115,23 @@ class Metrics:
                                  "unavailable, by action.", ["action"], registry=r)
         self.progress_writes = Counter("tenkaigen_progress_writes", "queue.report_progress calls.", registry=r)
         self.jobs_in_flight = Gauge("tenkaigen_jobs_in_flight", "Jobs this worker is running now.", registry=r)
-        self.job_seconds = Histogram("tenkaigen_job_seconds", "Claim to final write, by outcome.", ["outcome"],
-                                     buckets=DURATION_BUCKETS, registry=r)
-        self.generation_seconds = Histogram("tenkaigen_generation_seconds", "Time in backend.generate.",
+        self.job_seconds = Histogram("tenkaigen_job_duration_seconds", "Claim to final write of an attempt, by "
+                                     "outcome.", ["outcome"], buckets=DURATION_BUCKETS, registry=r)
+        self.generation_seconds = Histogram("tenkaigen_generation_duration_seconds", "Time in backend.generate.",
                                             buckets=DURATION_BUCKETS, registry=r)
-        self.upload_seconds = Histogram("tenkaigen_upload_seconds", "Time in storage upload.",
+        self.upload_seconds = Histogram("tenkaigen_upload_duration_seconds", "Time in the storage upload.",
                                         buckets=DURATION_BUCKETS, registry=r)
-        self.cost_usd = Counter("tenkaigen_cost_usd", "Generation cost of the jobs this worker completed.",
-                                registry=r)
+        self.cost_usd = Counter("tenkaigen_cost_usd", "Generation cost (US dollars) of the jobs this worker "
+                                "completed.", registry=r)
         self.gpu_seconds = Counter("tenkaigen_gpu_seconds", "GPU seconds of the jobs this worker completed.",
                                    registry=r)
-        # queue-wide gauges, refreshed by the scheduler from queue.job_stats
-        self.queue_jobs = Gauge("tenkaigen_queue_jobs", "Active jobs by status: queued, running (queue.job_stats).",
-                                ["status"], registry=r)
-        self.queue_finished_24h = Gauge("tenkaigen_queue_finished_jobs_last_24h",
-                                        "Jobs finished in the last 24 h by status: succeeded, failed, canceled "
-                                        "(queue.job_stats).", ["status"], registry=r)
-        self.queue_claimable = Gauge("tenkaigen_queue_claimable_jobs", "Queued jobs whose run_after has passed.",
-                                     registry=r)
-        self.queue_oldest_age = Gauge("tenkaigen_queue_oldest_claimable_age_seconds",
-                                      "Age of the oldest claimable job (0 when none).", registry=r)
-        self.queue_cost_24h = Gauge("tenkaigen_queue_cost_usd_last_24h", "Cost of jobs finished in the last 24 h.",
-                                    registry=r)
-        self.queue_gpu_seconds_24h = Gauge("tenkaigen_queue_gpu_seconds_last_24h",
-                                           "GPU seconds of jobs finished in the last 24 h.", registry=r)
-        self.leases_reaped = Counter("tenkaigen_leases_reaped", "Expired leases reaped by this worker.", registry=r)
+        self.leases_reaped = Counter("tenkaigen_leases_reaped", "Expired leases reaped by this worker "
+                                     "(queue.reap_expired_leases).", registry=r)
         self.jobs_purged = Counter("tenkaigen_jobs_purged", "Finished jobs purged by retention.", registry=r)
-        self.listener_reconnects = Gauge("tenkaigen_listener_reconnects", "LISTEN connection reconnects.",
-                                         registry=r)
+        self.listener_reconnects = Counter("tenkaigen_listener_reconnects", "Times the LISTEN connection was "
+                                           "re-established after it broke.", registry=r)
+        self.queue = QueueGauges()
+        r.register(self.queue)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
-
-
-@dataclass
-class Health:
-    """What /healthz reports: the runner loop is alive and the database answered recently."""
-
-    stale_after: float = HEALTH_DB_STALE_AFTER_DEFAULT
-    running: bool = False
-    last_db_ok: float = field(default=0.0)
-    fault: str | None = None                  # a WorkerFault the runner is pausing for (e.g. a refused storage key)
-    detail: dict[str, object] = field(default_factory=dict)
-
-    def db_ok(self) -> None:
-        self.last_db_ok = time.monotonic()
-
-    def status(self) -> tuple[bool, dict[str, object]]:
-        age = time.monotonic() - self.last_db_ok if self.last_db_ok else None
-        healthy = self.running and age is not None and age <= self.stale_after and self.fault is None
-        body: dict[str, object] = {"status": "ok" if healthy else "unhealthy", "running": self.running,
-                                   "db_ok_seconds_ago": None if age is None else round(age, 3), **self.detail}
-        if self.fault is not None:
-            body["fault"] = self.fault
-        return healthy, body
-
-
-class MetricsServer:
-    """A minimal asyncio HTTP server for /metrics and /healthz (no framework, no thread)."""
-
-    def __init__(self, metrics: Metrics, health: Health, *, host: str = "0.0.0.0", port: int = 9464) -> None:
-        self.metrics = metrics
-        self.health = health
-        self.host = host
-        self.port = port
-        self._server: asyncio.Server | None = None
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._handle, self.host, self.port)
-        sockets = self._server.sockets or ()
-        if sockets:
-            self.port = sockets[0].getsockname()[1]
-        log.info("metrics on http://%s:%s/metrics and /healthz", self.host, self.port, extra={"action": "serve"})
-
-    async def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            with contextlib.suppress(Exception):
-                await self._server.wait_closed()
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            request = await asyncio.wait_for(reader.readline(), timeout=5)
-            while True:                         # skip headers
-                line = await asyncio.wait_for(reader.readline(), timeout=5)
-                if line in (b"\r\n", b"\n", b""):
-                    break
-            parts = request.decode("latin-1").split()
-            path = parts[1].split("?", 1)[0] if len(parts) >= 2 else "/"
-            if path == "/metrics":
-                status, ctype, body = "200 OK", CONTENT_TYPE_LATEST, self.metrics.render()
-            elif path in ("/healthz", "/health"):
-                healthy, info = self.health.status()
-                status = "200 OK" if healthy else "503 Service Unavailable"
-                ctype, body = "application/json", json.dumps(info).encode()
-            else:
-                status, ctype, body = "404 Not Found", "text/plain", b"not found: try /metrics or /healthz\n"
-            writer.write(f"HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {len(body)}\r\n"
-                         "Connection: close\r\n\r\n".encode("latin-1") + body)
-            await writer.drain()
-        except (TimeoutError, ConnectionError):
-            pass
-        finally:
-            writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
