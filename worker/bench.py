@@ -51,6 +51,7 @@ REALISTIC_STEPS = 4
 WORKER_START_TIMEOUT = 60.0
 DRAIN_TIMEOUT = 900.0
 
+KEPT_SECTION = "## Recovery after a killed worker"     # written by scripts/bench_recovery
 TARGET_QUEUE_JOBS_PER_S = 5_000
 TARGET_LATENCY_P50_MS = 1.5
 TARGET_LATENCY_P99_MS = 5.0
@@ -548,10 +549,22 @@ def run(args: argparse.Namespace) -> int:
     elapsed = time.monotonic() - started
     if args.write:
         command = "scripts/bench_queue" + (" --quick" if args.quick else "")
-        Path(args.output).write_text(markdown(machine, drains, latency, backlogs, checks, command, elapsed))
+        output = Path(args.output)
+        kept = kept_sections(output)
+        output.write_text(markdown(machine, drains, latency, backlogs, checks, command, elapsed) + kept)
         console.print(f"wrote {args.output}")
     console.print(f"[dim]{elapsed:.0f} s[/]")
     return 0 if all(ok for _, _, ok in checks) else 1
+
+
+def kept_sections(path: Path) -> str:
+    """The sections other benchmarks write into the same file (`scripts/bench_recovery`), kept when rewriting it."""
+    text = path.read_text() if path.exists() else ""
+    start = text.find("\n" + KEPT_SECTION)
+    if start < 0:
+        return ""
+    end = text.find("\n## ", start + 1)
+    return "\n" + text[start:end if end >= 0 else len(text)].strip("\n") + "\n"
 
 
 def announce(text: str) -> None:

@@ -12,17 +12,21 @@ from datetime import timedelta
 
 import httpx
 
-from worker.jobs import JobStats, JobStatus
+from worker.jobs import JobStats
 from worker.logging import logger
 from worker.metrics import Metrics
-from worker.queue import QueueClient
+from worker.queue import CostAlertDue, QueueClient
 from worker.storage.base import Storage
 
 REAP_BATCH_DEFAULT = 1000
 PURGE_BATCH_DEFAULT = 10000
 STORAGE_DELETE_CHUNK = 500
-COST_ALERT_EVERY_SECONDS = 24 * 3600.0
+COST_ALERT_MAX_ATTEMPTS = 5
+COST_ALERT_RETRY_AFTER = timedelta(minutes=1)
+"""No retry sooner than this after the last try: longer than the webhook timeout, so one worker sends at a time."""
 WEBHOOK_TIMEOUT_SECONDS = 10.0
+QUEUE_METRICS_LEASE_SECONDS_DEFAULT = 45
+"""How long the queue-metrics leader keeps its lease without renewing (3 gauge runs: worker/scheduler.py)."""
 
 log = logger("maintenance")
 
@@ -60,53 +64,88 @@ async def purge_finished_jobs(queue: QueueClient, storage: Storage, retention_da
     return len(purged)
 
 
-async def collect_queue_metrics(queue: QueueClient, metrics: Metrics) -> JobStats:
-    """Refresh the queue-wide gauges from queue.job_stats."""
+async def collect_queue_metrics(queue: QueueClient, metrics: Metrics,
+                                lease_seconds: int = QUEUE_METRICS_LEASE_SECONDS_DEFAULT) -> JobStats | None:
+    """Refresh the queue-wide gauges from queue.job_stats, on the one replica that holds the leader lease.
+
+    `queue.try_lead` takes or renews the lease (`lease_seconds`); the leader reads job_stats and exports the
+    gauges until its lease would end, the others export none (and read nothing). None when not the leader."""
+    sent = time.monotonic()
+    if not await queue.try_lead(lease_seconds):
+        if metrics.queue.leader_until:
+            log.info("another worker exports the queue metrics now", extra={"action": "collect_queue_metrics"})
+        metrics.queue.resign()
+        return None
+    if not metrics.queue.leader_until:
+        log.info("this worker exports the queue metrics now (queue-metrics leader)",
+                 extra={"action": "collect_queue_metrics"})
     stats = await queue.job_stats()
-    metrics.queue_jobs.labels(JobStatus.QUEUED.value).set(stats.queued)
-    metrics.queue_jobs.labels(JobStatus.RUNNING.value).set(stats.running)
-    for status in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELED):
-        metrics.queue_finished_24h.labels(status.value).set(getattr(stats, f"{status.value}_last_24h"))
-    metrics.queue_claimable.set(stats.claimable)
-    metrics.queue_oldest_age.set(stats.oldest_claimable_age_seconds or 0.0)
-    metrics.queue_cost_24h.set(stats.cost_usd_last_24h)
-    metrics.queue_gpu_seconds_24h.set(stats.gpu_seconds_last_24h)
+    metrics.queue.lead(stats, until=sent + lease_seconds)
     return stats
+
+
+async def resign_queue_metrics(queue: QueueClient, metrics: Metrics) -> bool:
+    """A stopping worker hands the queue-metrics lease over at once (another replica takes it at its next run)."""
+    if not metrics.queue.leader_until:
+        return False
+    metrics.queue.resign()
+    return await queue.resign_lead()
 
 
 @dataclass
 class CostAlert:
-    """Alerts (error log + optional webhook POST) when the last 24 h of cost exceed a threshold, at most once a
-    day per worker process."""
+    """Alerts (error log + optional webhook POST) when the last 24 h of cost exceed a threshold: once per UTC day
+    for the whole deployment, however many workers check.
+
+    `queue.record_cost_alert` decides in the database who sends: the first worker to see the crossing that day, or
+    one worker per retry while the webhook has not taken it (at most `max_attempts`, `retry_after` apart); every
+    other check gets nothing. The outcome goes back through `queue.finish_cost_alert`: delivered (never sent again),
+    or the error, retried at a later check. Without a webhook the log line is the alert (delivered when logged)."""
 
     threshold_usd: float
     webhook_url: str | None = None
-    last_alert_at: float | None = None
     http_client: httpx.AsyncClient | None = None
+    max_attempts: int = COST_ALERT_MAX_ATTEMPTS
+    retry_after: timedelta = COST_ALERT_RETRY_AFTER
 
     async def check(self, queue: QueueClient) -> bool:
-        """True when an alert was sent now."""
-        stats = await queue.job_stats()
-        cost = stats.cost_usd_last_24h
-        if cost <= self.threshold_usd:
+        """True when this worker sent the alert now (delivered or not)."""
+        due = await queue.record_cost_alert(self.threshold_usd, max_attempts=self.max_attempts,
+                                            retry_after=self.retry_after)
+        if due is None:
             return False
-        now = time.monotonic()
-        if self.last_alert_at is not None and now - self.last_alert_at < COST_ALERT_EVERY_SECONDS:
-            return False
-        self.last_alert_at = now
-        text = (f"TenkaiGen generation cost in the last 24 h is ${cost:.2f}, above the alert threshold of "
-                f"${self.threshold_usd:.2f} ({stats.gpu_seconds_last_24h:.0f} GPU seconds).")
-        log.error(text, extra={"action": "cost_alert"})
-        if self.webhook_url:
-            payload = {"text": text, "cost_usd_last_24h": cost, "threshold_usd": self.threshold_usd,
-                       "gpu_seconds_last_24h": stats.gpu_seconds_last_24h}
-            try:
-                if self.http_client is not None:
-                    response = await self.http_client.post(self.webhook_url, json=payload)
-                else:
-                    async with httpx.AsyncClient(timeout=WEBHOOK_TIMEOUT_SECONDS) as client:
-                        response = await client.post(self.webhook_url, json=payload)
-                response.raise_for_status()
-            except httpx.HTTPError as exc:
-                log.error("cost alert webhook failed: %s", type(exc).__name__, extra={"action": "cost_alert"})
+        text = (f"TenkaiGen generation cost in the last 24 h is ${due.cost_usd:.2f}, above the alert threshold of "
+                f"${self.threshold_usd:.2f} ({due.gpu_seconds:.0f} GPU seconds).")
+        extra = {"action": "cost_alert", "attempt": due.attempt}
+        if due.attempt == 1:
+            log.error(text, extra=extra)
+        error = await self._post(text, due) if self.webhook_url else None
+        await queue.finish_cost_alert(due.day, due.attempt, error)
+        if error is None:
+            if due.attempt > 1:
+                log.info("cost alert of %s delivered at attempt %s", due.day, due.attempt, extra=extra)
+        elif due.attempt >= self.max_attempts:
+            log.error("cost alert webhook failed (%s); giving up after %s attempts: the alert of %s is only in "
+                      "this log and in queue.cost_alerts. Check TENKAIGEN_COST_ALERT_WEBHOOK", error, due.attempt,
+                      due.day, extra=extra)
+        else:
+            log.error("cost alert webhook failed (%s); a worker retries it at a later check (attempt %s of %s)",
+                      error, due.attempt, self.max_attempts, extra=extra)
         return True
+
+    async def _post(self, text: str, due: CostAlertDue) -> str | None:
+        """POST the alert; None when the webhook took it, else what went wrong (never the URL: it is a secret)."""
+        assert self.webhook_url is not None
+        payload = {"text": text, "cost_usd_last_24h": due.cost_usd, "threshold_usd": self.threshold_usd,
+                   "gpu_seconds_last_24h": due.gpu_seconds, "day": due.day.isoformat()}
+        try:
+            if self.http_client is not None:
+                response = await self.http_client.post(self.webhook_url, json=payload)
+            else:
+                async with httpx.AsyncClient(timeout=WEBHOOK_TIMEOUT_SECONDS) as client:
+                    response = await client.post(self.webhook_url, json=payload)
+        except httpx.HTTPError as exc:
+            return type(exc).__name__
+        if response.is_success:
+            return None
+        return f"HTTP {response.status_code} from the webhook"

@@ -12,16 +12,18 @@ Shape (procrastinate's worker loop, adapted):
   → completion. Completions go through one batching writer: whatever finished while the previous
   `complete_jobs` call was in flight goes in the next one, and each job awaits its own fenced result.
 - Deadlines: a watchdog task stops a backend call still running after `generation_timeout`, and an upload still
-  running when the lease window it was given runs out; the attempt fails as Transient (retried after backoff).
-- The lease renewer extends every held lease each `lease_seconds / 3`; a job missing from the answer lost its
-  lease (its task is stopped, nothing is written); `cancel_requested` stops it like a cancel NOTIFY does, and the
-  worker then acknowledges the cancel (running -> canceled).
+  running when the lease it surely holds could run out (moved on by each renewal that confirms the lease during
+  the upload, `upload_timeout` at most); the attempt fails as Transient (retried after backoff).
+- The lease renewer extends every held lease each `lease_seconds / 3`, and once more whenever the LISTEN
+  connection comes back (a cancel NOTIFY sent while it was away is lost; the renewal answer carries the flag); a
+  job missing from the answer lost its lease (its task is stopped, nothing is written); `cancel_requested` stops
+  it like a cancel NOTIFY does, and the worker then acknowledges the cancel (running -> canceled).
 - What the backend returns is checked before upload (`worker.results.check_png`: a PNG of the requested size,
   complete, at most `max_result_bytes`); a failed check is `InvalidBackendResult`, a Transient.
 - Errors: BadRequest → fail_job(retryable=false); Transient and anything unexpected → fail_job(retryable=true)
   (the SQL decides between a retry after backoff and `failed`); a lost lease → drop; a WorkerFault (the worker's
   own fault, e.g. Storage refuses its key) or a ConfigurationError from the backend (Modal refuses its token, the
-  app is not deployed) → release_jobs (no attempt used), claims paused 5 s doubling up to 5 min, /healthz
+  app is not deployed) → release_jobs (no attempt used), claims paused 5 s doubling up to 5 min, /readyz
   unhealthy until a job succeeds again.
 - A cancel NOTIFY can arrive before the claim's answer: it is remembered, with the time it arrived, and stops the
   job if it arrived after the claim that returned the job was sent (an older one was for an earlier run of a job
@@ -29,8 +31,9 @@ Shape (procrastinate's worker loop, adapted):
   the job back with release_jobs instead of leaving it running until it is reaped.
 - Final writes (complete, fail, acknowledge_cancel, release) run under `asyncio.shield` and are retried while the
   database is unreachable, so a job that finishes during a database restart is still recorded once it is back.
-- Shutdown: stop claiming, give in-flight jobs `grace_period` to finish, stop the rest and release them
-  (`queue.release_jobs`: queued again at once, the attempt not counted), then close.
+- Shutdown: stop claiming (`health.draining`: /readyz turns 503; a claim answered after the stop is released at
+  once), give in-flight jobs `grace_period` to finish while renewals, cancels and completions go on, stop the rest
+  and release them (`queue.release_jobs`: queued again at once, the attempt not counted), then close.
 """
 
 from __future__ import annotations
@@ -61,7 +64,8 @@ from worker.db import CANCEL_CHANNEL, QUEUED_CHANNEL, Listener
 from worker.exceptions import BadRequest, ConfigurationError, LeaseLost, Transient, WorkerFault
 from worker.jobs import Job
 from worker.logging import logger
-from worker.metrics import Health, Metrics
+from worker.metrics import Metrics
+from worker.probes import Health
 from worker.queue import Completion, DatabaseUnavailable, QueueClient
 from worker.results import check_png
 from worker.storage.base import Storage
@@ -78,6 +82,8 @@ FAULT_PAUSE_MIN_DEFAULT = 5.0
 """After a WorkerFault the worker stops claiming this long, doubling up to FAULT_PAUSE_MAX while faults repeat."""
 FAULT_PAUSE_MAX = 300.0
 UPLOAD_LEASE_CHECKS = 3
+UPLOAD_TIMEOUT_DEFAULT = 60.0
+"""The longest an upload may run while renewals keep confirming the lease (Supabase Storage's own request timeout)."""
 UPLOAD_LEASE_MARGIN_FRACTION = 0.1   # of the lease, kept in hand when deciding an upload surely fits inside it
 
 log = logger("runner")
@@ -105,6 +111,7 @@ class ActiveJob:
     lease_held_until: float = 0.0           # monotonic; conservative: measured from before the claim/renew was sent
     deadline: float = math.inf              # monotonic; the deadline watchdog stops the task after it
     deadline_error: str = ""                # the Transient error's message when it does
+    upload_started: float | None = None     # monotonic; set while the result is being uploaded
 
     @property
     def held(self) -> tuple[UUID, int]:
@@ -185,6 +192,7 @@ class Runner:
         final_write_deadline: float = FINAL_WRITE_DEADLINE_DEFAULT,
         generation_timeout: float = GENERATION_TIMEOUT_DEFAULT,
         max_result_bytes: int = MAX_RESULT_BYTES_DEFAULT,
+        upload_timeout: float = UPLOAD_TIMEOUT_DEFAULT,
         fault_pause: float = FAULT_PAUSE_MIN_DEFAULT,
         gpu_prices: dict[str, float] | None = None,
         metrics: Metrics | None = None,
@@ -204,6 +212,8 @@ class Runner:
         # how often the deadline watchdog looks; a deadline is enforced at most this late
         self.deadline_tick = max(0.01, min(1.0, generation_timeout / 10, self.lease_seconds / 10))
         self.max_result_bytes = max_result_bytes
+        self.upload_timeout = upload_timeout
+        self.upload_lease_margin = max(1.0, self.lease_seconds * UPLOAD_LEASE_MARGIN_FRACTION)
         self.gpu_prices = gpu_prices or {}
         self.metrics = metrics or Metrics()
         self.health = health or Health(stale_after=max(60.0, 3 * poll_interval))
@@ -223,6 +233,8 @@ class Runner:
         self._stop: asyncio.Event | None = None
         self._force: asyncio.Event | None = None
         self._signal: asyncio.Event | None = None
+        self._catch_up: asyncio.Task[None] | None = None
+        self._listener_was_connected = False
         self._notified = False
         self._stopping = False
         self._stop_requests = 0
@@ -286,6 +298,8 @@ class Runner:
         finally:
             self.health.running = False
             await self._shutdown()
+            if self._catch_up is not None:
+                side["catch_up_renewal"] = self._catch_up
             for task in side.values():
                 task.cancel()
             await asyncio.gather(*side.values(), return_exceptions=True)
@@ -296,6 +310,7 @@ class Runner:
     # ## Wake-ups
     def _request_stop(self, *, by_user: bool = True) -> None:
         assert self._stop is not None and self._force is not None and self._signal is not None
+        self.health.draining = True              # /readyz turns 503: take no new traffic while draining
         if by_user:
             self._stop_requests += 1
             if self._stop_requests > 1:
@@ -326,8 +341,20 @@ class Runner:
     def _on_listener_connect(self) -> None:
         listener = getattr(self, "_listener", None)
         if listener is not None:
-            self.metrics.listener_reconnects.set(listener.reconnects)
+            if self._listener_was_connected:     # count each reconnect once, not the first connect
+                self.metrics.listener_reconnects.inc()
+            self._listener_was_connected = True
         self._on_notify(QUEUED_CHANNEL, "")       # anything sent while disconnected was lost: poll now
+        # a cancel NOTIFY sent while disconnected was lost too: renew now, since each answer carries the flag
+        if self._active and (self._catch_up is None or self._catch_up.done()):
+            self._catch_up = asyncio.create_task(self._catch_up_renewal(), name="catch_up_renewal")
+
+    async def _catch_up_renewal(self) -> None:
+        try:
+            await self.renew_leases()
+        except Exception as exc:                 # the renew loop's next round tries again
+            log.warning("renew_leases after the listener reconnected failed: %r", exc,
+                        extra={"action": "renew_leases"})
 
     # ## Claiming
     async def _claim_loop(self) -> None:
@@ -367,6 +394,9 @@ class Runner:
                 self.health.db_ok()
                 self.claims += 1
                 self.claimed += len(jobs)
+                if jobs and self._stop.is_set():
+                    await self._release_unstarted(jobs)   # the claim answered after the stop: start nothing
+                    break
                 for job in jobs:
                     self._start(job, claim_sent=sent)
                 maybe_more = len(jobs) == free
@@ -375,6 +405,20 @@ class Runner:
                     continue
             if not await self._wait(self.poll_interval):
                 maybe_more = True                   # poll: NOTIFY is only a hint
+
+    async def _release_unstarted(self, jobs: list[Job]) -> None:
+        """Hand back jobs whose claim answered after the stop signal, before any work (attempt not counted)."""
+        held = [(job.id, job.attempt) for job in jobs]
+        try:
+            released = await asyncio.shield(self.write(
+                "release_jobs", lambda: self.queue.release_jobs(held), deadline=RELEASE_DEADLINE_DEFAULT))
+        except DatabaseUnavailable:
+            log.error("could not release %s job(s) claimed as the worker stopped; they return to the queue when "
+                      "their leases expire", len(held), extra={"action": "release_jobs", "count": len(held)})
+            return
+        self._outcomes["released"].inc(released)
+        log.info("released %s job(s) claimed as the worker stopped", released,
+                 extra={"action": "release_jobs", "count": released})
 
     async def _wait(self, seconds: float) -> bool:
         """Wait for a wake-up signal, at most `seconds`; True if signalled."""
@@ -438,13 +482,13 @@ class Runner:
                 check_png(result.png, width=job.request.width, height=job.request.height,
                           max_bytes=self.max_result_bytes,
                           backend=result.backend or self.backend.name)    # InvalidBackendResult: nothing uploaded
-                upload_window = await self._lease_window_for_upload(active)
-                uploaded = time.monotonic()
-                self._set_deadline(active, max(0.0, upload_window - self.deadline_tick),
-                                   f"upload did not finish within the {upload_window:.1f} s left on the lease")
+                await self._lease_window_for_upload(active)
+                uploaded = active.upload_started = time.monotonic()
+                self._extend_upload_deadline(active)
                 stored = await self.storage.upload_result(job.result_key, result.png)
                 self.metrics.upload_seconds.observe(time.monotonic() - uploaded)
                 active.deadline = math.inf
+                active.upload_started = None
                 active.finishing = True
                 self._cancel_progress(active)
                 completed = await self._completer.submit(self._completion(job, result, stored.size))
@@ -494,6 +538,22 @@ class Runner:
                 active.deadline = math.inf
                 self._stop_job(active, "deadline")
 
+    def _extend_upload_deadline(self, active: ActiveJob) -> None:
+        """Stop the upload before the lease could have run out (less a margin and one watchdog tick), and after
+        `upload_timeout` in any case. Set when the upload starts and moved on by every renewal that confirms the
+        lease meanwhile, so an upload may outlast one lease while the worker is healthy, never the lease itself."""
+        started = active.upload_started
+        if started is None or active.finishing or active.stop_reason is not None:
+            return
+        surely_held = active.lease_held_until - self.upload_lease_margin - self.deadline_tick
+        cap = started + self.upload_timeout
+        deadline = max(started, min(surely_held, cap))
+        if active.deadline != math.inf and deadline <= active.deadline:
+            return
+        active.deadline = deadline
+        why = "the upload timeout" if cap <= surely_held else "the time surely left on the lease"
+        active.deadline_error = f"upload did not finish within {deadline - started:.1f} s ({why})"
+
     async def _lease_window_for_upload(self, active: ActiveJob) -> float:
         """Seconds the upload may take while this worker surely still holds the job's lease.
 
@@ -505,7 +565,7 @@ class Runner:
         for clock rate and scheduling. What remains is a stall between this check and the storage request
         itself, which only a conditional write in the object store could close.
         """
-        margin = max(1.0, self.lease_seconds * UPLOAD_LEASE_MARGIN_FRACTION)
+        margin = self.upload_lease_margin
         for _ in range(UPLOAD_LEASE_CHECKS):
             window = active.lease_held_until - time.monotonic() - margin
             if window >= self.lease_seconds / 2 - margin:
@@ -666,6 +726,7 @@ class Runner:
                 self._stop_job(active, "lease_lost")
                 continue
             active.lease_held_until = max(active.lease_held_until, sent + self.lease_seconds)
+            self._extend_upload_deadline(active)
             if alive[job_id]:
                 self._stop_job(active, "cancel")
 

@@ -11,6 +11,8 @@ from pathlib import Path
 import psycopg
 import pytest
 from PIL import Image
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
 
 from tests.integration.conftest import completions, job_row, wait_for, wait_status
 from tests.support import as_client
@@ -202,6 +204,36 @@ async def test_a_cancel_missed_by_notify_is_caught_by_lease_renewal(admin, make_
     assert backend.cancelled == [str(job_id)]
 
 
+async def test_a_cancel_sent_while_the_listener_reconnects_is_caught_up_at_reconnect(
+    admin, database, make_job, start_worker
+) -> None:
+    backend = FaultInjectingBackend()
+    job_id = make_job("long one [sleep=60]")
+    started = time.monotonic()
+    worker = await start_worker(backend=backend, lease_seconds=120)   # the renew loop's first round: 40 s in
+    await wait_for(wait_status(admin, job_id, "running"), message="job to start")
+    listener = worker.runner._listener
+    dbname = admin.execute("select current_database()").fetchone()[0]
+    (pid,) = admin.execute(
+        "select pid from pg_stat_activity where application_name = 'tenkaigen-listener' and datname = %s", (dbname,)
+    ).fetchone()
+    # the listener is cut off and cannot reconnect (new connections refused, the worker's others stay up)
+    server = psycopg.connect(make_conninfo(database, dbname="postgres"), autocommit=True)
+    server.execute(sql.SQL("alter database {} allow_connections false").format(sql.Identifier(dbname)))
+    try:
+        assert admin.execute("select pg_terminate_backend(%s, 5000)", (pid,)).fetchone()[0]
+        await wait_for(lambda: not listener.connected.is_set(), message="the listener to notice")
+        # the cancel's NOTIFY goes out while nobody of this worker listens: it is lost
+        assert admin.execute("select queue.cancel_job(%s)", (job_id,)).fetchone()[0] == "cancel_requested"
+        assert job_row(admin, job_id)["status"] == "running"
+    finally:
+        server.execute(sql.SQL("alter database {} allow_connections true").format(sql.Identifier(dbname)))
+        server.close()
+    await wait_for(wait_status(admin, job_id, "canceled"), within=15, message="the cancel caught up at reconnect")
+    assert time.monotonic() - started < 40, "caught up by the reconnect, not by the renew loop's first round"
+    assert backend.cancelled == [str(job_id)]
+
+
 async def test_progress_writes_per_job_stay_bounded(admin, make_job, start_worker) -> None:
     job_id = make_job("many steps [sleep=2]", steps=100)
     worker = await start_worker(backend=FaultInjectingBackend(), progress_interval=0.5)
@@ -389,7 +421,7 @@ async def test_a_backend_call_past_its_deadline_is_stopped_and_retried(admin, ma
     assert backend.cancelled == [str(job_id)], "the backend call itself was cancelled"
 
 
-async def test_an_upload_past_its_lease_window_is_stopped_and_retried(admin, make_job, start_worker) -> None:
+async def test_a_hanging_upload_is_stopped_at_the_upload_timeout_and_retried(admin, make_job, start_worker) -> None:
     class HangingStorage(FaultInjectingStorage):
         """A storage test double whose first upload never returns (a stalled connection)."""
 
@@ -402,16 +434,36 @@ async def test_an_upload_past_its_lease_window_is_stopped_and_retried(admin, mak
 
     storage = HangingStorage()
     job_id = make_job("a slow bucket")
-    await start_worker(storage=storage, lease_seconds=3)
+    await start_worker(storage=storage, lease_seconds=3, upload_timeout=1.5)
     row = await wait_for(
         lambda: (r := job_row(admin, job_id))["error_code"] == "transient" and r, message="the upload deadline"
     )
-    # the window is what is surely left of a 3 s lease (minus a 1 s margin), counted from the claim: the stall is
-    # cut before the lease could run out, well before 3 s after the upload began (the claim came before it)
+    # renewals keep confirming the lease, so the upload timeout (1.5 s) ends the stall, not the 3 s lease
     assert time.monotonic() - storage.upload_times[0] < 3.0
-    assert row["status"] in ("queued", "running") and row["error_message"].startswith("upload did not finish within")
+    assert row["status"] in ("queued", "running")
+    assert row["error_message"] == "upload did not finish within 1.5 s (the upload timeout)"
     row = await wait_for(wait_status(admin, job_id, "succeeded"), within=20, message="the retry")
     assert row["attempts"] == 2 and list(storage.objects) == [row["result_path"]]
+
+
+async def test_an_upload_longer_than_the_lease_succeeds_while_renewals_confirm_the_lease(
+    admin, make_job, start_worker
+) -> None:
+    class SlowStorage(FaultInjectingStorage):
+        """A storage test double whose uploads take 3 s (a big PNG on a slow link)."""
+
+        async def upload_result(self, key: str, png: bytes):  # type: ignore[no-untyped-def]
+            await asyncio.sleep(3.0)
+            return await super().upload_result(key, png)
+
+    storage = SlowStorage()
+    job_id = make_job("a big design")
+    await start_worker(storage=storage, lease_seconds=2)         # renewed every 0.67 s; 1 s kept as a margin
+    row = await wait_for(
+        lambda: ((r := job_row(admin, job_id))["status"] in ("succeeded", "failed") or r["error_code"]) and r,
+        within=15, message="the slow upload",
+    )
+    assert row["status"] == "succeeded" and row["attempts"] == 1 and storage.uploads == 1, row["error_message"]
 
 
 async def test_a_refused_storage_key_hands_the_job_back_without_using_an_attempt(

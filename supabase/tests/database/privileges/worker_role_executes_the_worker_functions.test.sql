@@ -16,8 +16,12 @@ select set_eq(
         'queue.acknowledge_cancel(text,uuid,integer)',
         'queue.release_jobs(text,uuid[],integer[])',
         'queue.reap_expired_leases(integer)',
-        'queue.purge_finished_jobs(interval,integer)'],
-  'tenkaigen_worker may execute the nine worker functions and nothing else in queue');
+        'queue.purge_finished_jobs(interval,integer)',
+        'queue.try_lead(text,integer)',
+        'queue.resign_lead(text)',
+        'queue.record_cost_alert(numeric,integer,interval)',
+        'queue.finish_cost_alert(date,integer,text)'],
+  'tenkaigen_worker may execute the worker functions and nothing else in queue');
 
 -- TEST: tests.run_as really runs the statement as tenkaigen_worker
 select tests.run_as('tenkaigen_worker', $q$select set_config('tests.ran_as', current_user, true)$q$) as ran \gset

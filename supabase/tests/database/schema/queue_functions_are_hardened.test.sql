@@ -36,10 +36,14 @@ select results_eq(
     where p.pronamespace = 'queue'::regnamespace and p.prorettype <> 'trigger'::regtype order by p.proname$$,
   $$values ('acknowledge_cancel', 'boolean'), ('cancel_job', 'text'),
            ('claim_jobs', 'SETOF generation_jobs'), ('complete_jobs', 'SETOF uuid'), ('fail_job', 'text'),
+           ('finish_cost_alert', 'boolean'),
            ('purge_finished_jobs', 'TABLE(job_id uuid, result_path text)'),
-           ('reap_expired_leases', 'integer'), ('release_jobs', 'integer'),
+           ('reap_expired_leases', 'integer'),
+           ('record_cost_alert', 'TABLE(day date, cost_usd numeric, gpu_seconds numeric, attempt integer)'),
+           ('release_jobs', 'integer'),
            ('renew_leases', 'TABLE(job_id uuid, cancel_requested boolean)'), ('report_progress', 'boolean'),
-           ('request_cancel', 'text'), ('requeue_job', 'text'), ('retry_delay', 'interval')$$,
+           ('request_cancel', 'text'), ('requeue_job', 'text'), ('resign_lead', 'boolean'),
+           ('retry_delay', 'interval'), ('try_lead', 'boolean')$$,
   'each queue function returns what the worker expects');
 
 -- TEST: every queue function a caller can call documents itself
