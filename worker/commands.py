@@ -16,21 +16,25 @@ from typing import Any
 from uuid import UUID
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict
 
+from worker import maintenance
 from worker.backends.registry import create_backend
 from worker.config import Settings
 from worker.db import DedicatedConnection, connection_kwargs, describe_connect_error, open_pool
-from worker.exceptions import ConfigurationError
-from worker.jobs import JobRecord, JobStats
+from worker.exceptions import BadRequest, ConfigurationError
+from worker.jobs import JobRecord, JobStats, JobStatus
 from worker.logging import logger
-from worker.metrics import Health, Metrics, MetricsServer
-from worker.queue import QUERIES, QueueClient, enqueue_as_client, ensure_user
+from worker.metrics import Metrics
+from worker.probes import Health, MetricsServer
+from worker.queue import QUERIES, AdminAction, JobNotFound, QueueClient, enqueue_as_client, ensure_user
 from worker.runner import Runner, make_worker_id
 from worker.scheduler import build_scheduler
 from worker.storage import create_storage
 
 DEV_USER_ID = UUID("d0000000-0000-4000-8000-000000000001")
 DEV_USER_EMAIL = "dev@tenkaigen.local"
+HEX_DIGITS = "0123456789abcdef"
 
 log = logger("commands")
 
@@ -78,7 +82,7 @@ async def worker(settings: Settings, *, stop_event: asyncio.Event | None = None,
                             claim_connection=claim_connection)
         await check_schema(queue)
         await storage.check()            # a refused Storage key or a missing bucket: refuse to start, claim nothing
-        metrics = Metrics()
+        metrics = Metrics(backend=settings.backend)
         health = Health(stale_after=max(60.0, 3 * settings.poll_interval), detail={"worker_id": worker_id})
         if settings.metrics_port:
             server = MetricsServer(metrics, health, host=settings.metrics_host, port=settings.metrics_port)
@@ -109,6 +113,8 @@ async def worker(settings: Settings, *, stop_event: asyncio.Event | None = None,
         finally:
             if watcher is not None:
                 watcher.cancel()
+            with contextlib.suppress(Exception):      # hand the queue gauges to another replica at once
+                await maintenance.resign_queue_metrics(queue, metrics)
     finally:
         for sig in handled:
             loop.remove_signal_handler(sig)
@@ -138,9 +144,16 @@ async def _stop_when(event: asyncio.Event, runner: Runner) -> None:
 # ## Admin commands
 @contextlib.asynccontextmanager
 async def admin_queue(dsn: str) -> AsyncIterator[QueueClient]:
+    """A queue client for one admin command. A role that may not do what the command does (tenkaigen_worker reads
+    no table and may not cancel or requeue) gets one line that says which role to use, not a traceback."""
     pool = await open_pool(dsn, min_size=1, max_size=1, application_name="tenkaigen-cli")
     try:
         yield QueueClient(pool, worker_id=f"cli:{make_worker_id()}")
+    except psycopg.errors.InsufficientPrivilege as exc:
+        role = conninfo_to_dict(dsn).get("user") or "this role"
+        raise ConfigurationError(
+            f"DATABASE_URL: role {role} may not run this admin command ({exc.diag.message_primary or exc}); "
+            "connect as the database owner (postgres), as in Supabase's SQL editor") from None
     finally:
         await pool.close()
 
@@ -171,7 +184,7 @@ async def enqueue(dsn: str, *, user_id: UUID | None = None, dev_user: bool = Fal
         return await enqueue_as_client(conn, user_id, **request)
 
 
-async def jobs(dsn: str, *, status: str | None = None, limit: int = 20) -> list[JobRecord]:
+async def jobs(dsn: str, *, status: JobStatus | None = None, limit: int = 20) -> list[JobRecord]:
     """Recent jobs, newest first."""
     async with admin_queue(dsn) as queue:
         return await queue.list_jobs(status=status, limit=limit)
@@ -182,16 +195,43 @@ async def job(dsn: str, job_id: UUID) -> JobRecord | None:
         return await queue.get_job(job_id)
 
 
-async def cancel(dsn: str, job_id: UUID) -> str:
-    """Cancel a job: canceled (was queued), cancel_requested (running: its worker stops it) or its final status."""
-    async with admin_queue(dsn) as queue:
-        return await queue.cancel_job(job_id)
+def parse_job_ref(text: str) -> UUID | str:
+    """A job id as an admin types it: a full uuid, or a short id prefix (8 to 31 hex digits, hyphens ignored, as
+    `tenkaigen jobs` shows its first 8). Raises ValueError saying what is accepted."""
+    with contextlib.suppress(ValueError):
+        return UUID(text)
+    prefix = text.strip().lower().replace("-", "")
+    if 8 <= len(prefix) < 32 and not prefix.strip(HEX_DIGITS):
+        return prefix
+    raise ValueError(f"{text!r} is neither a job id (uuid) nor its first 8 or more hex digits (the short id "
+                     "`tenkaigen jobs` shows)")
 
 
-async def requeue(dsn: str, job_id: UUID, *, reset_attempts: bool = True) -> str:
-    """Put a failed, canceled or succeeded job back in the queue."""
+async def resolve_job(queue: QueueClient, job: UUID | str) -> UUID:
+    """The job a full id or a short id prefix names; a prefix must name exactly one job."""
+    if isinstance(job, UUID):
+        return job
+    ids = await queue.resolve_job_prefix(job)
+    if not ids:
+        raise JobNotFound(f"job_id: no job whose id starts with {job}")
+    if len(ids) > 1:
+        raise BadRequest(f"job_id: {job} is the start of more than one job's id ({ids[0]}, {ids[1]}, …); give "
+                         "more digits or the full id (tenkaigen jobs --wide shows it)")
+    return ids[0]
+
+
+async def cancel(dsn: str, job: UUID | str) -> AdminAction:
+    """Cancel a job (queued: canceled at once; running: cancel requested, its worker stops it; finished: nothing
+    happens, and `changed` is False)."""
     async with admin_queue(dsn) as queue:
-        return await queue.requeue_job(job_id, reset_attempts=reset_attempts)
+        return await queue.cancel_job(await resolve_job(queue, job))
+
+
+async def requeue(dsn: str, job: UUID | str, *, reset_attempts: bool = True) -> AdminAction:
+    """Put a failed, canceled or succeeded job back in the queue (queued or running: nothing happens, and
+    `changed` is False)."""
+    async with admin_queue(dsn) as queue:
+        return await queue.requeue_job(await resolve_job(queue, job), reset_attempts=reset_attempts)
 
 
 async def stats(dsn: str) -> JobStats:

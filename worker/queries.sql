@@ -42,13 +42,39 @@ select queue.reap_expired_leases(%(max_jobs)s);
 -- Retention: delete finished jobs older than older_than; returns their result paths to delete from Storage.
 select job_id, result_path from queue.purge_finished_jobs(%(older_than)s::interval, %(max_jobs)s);
 
+-- try_lead --
+-- Take or renew the queue-metrics leader lease (one worker exports the queue-wide gauges); true while this worker leads.
+select queue.try_lead(%(worker_id)s, %(lease_seconds)s);
+
+-- resign_lead --
+-- A stopping leader ends its queue-metrics lease so another worker takes over at once; true if it led.
+select queue.resign_lead(%(worker_id)s);
+
+-- record_cost_alert --
+-- Cost alert, once per UTC day for the deployment: a row (day, cost, attempt) when this worker must send it now.
+select day, cost_usd, gpu_seconds, attempt
+from queue.record_cost_alert(%(threshold_usd)s::numeric, %(max_attempts)s, %(retry_after)s::interval);
+
+-- finish_cost_alert --
+-- Record a cost alert delivery: error null = delivered (never sent again), else the error of that attempt.
+select queue.finish_cost_alert(%(day)s::date, %(attempt)s, %(error)s);
+
 -- requeue_job --
--- Admin: put a failed, canceled or succeeded job back in the queue; returns queued or its live status.
-select queue.requeue_job(%(job_id)s, %(reset_attempts)s);
+-- Admin: requeue a failed, canceled or succeeded job; returns the status before the call and queued or the live status.
+select (select j.status from public.generation_jobs j where j.id = %(job_id)s) as before,
+       queue.requeue_job(%(job_id)s, %(reset_attempts)s) as outcome;
 
 -- cancel_job --
--- Admin: cancel a job (queued -> canceled, running -> cancel requested); returns what happened.
-select queue.cancel_job(%(job_id)s);
+-- Admin: cancel a job (queued -> canceled, running -> cancel requested); returns the status before and what happened.
+select (select j.status from public.generation_jobs j where j.id = %(job_id)s) as before,
+       queue.cancel_job(%(job_id)s) as outcome;
+
+-- resolve_job_prefix --
+-- Admin: the (at most two) job ids in the range a short id prefix spans, an index range scan on the primary key.
+select j.id from public.generation_jobs j
+where j.id between %(low)s::uuid and %(high)s::uuid
+order by j.id
+limit 2;
 
 -- job_stats --
 -- Admin: queue depth (exact), oldest claimable job, and the last 24 h's finished jobs by status, throughput and cost.
@@ -126,6 +152,11 @@ select status, count(*)::integer as n from public.generation_jobs group by statu
 -- Benchmark: empty the jobs table, the completion audit and the broadcast log between runs.
 truncate public.generation_jobs, queue.job_completions, realtime.messages;
 
+-- recovery_job --
+-- Recovery benchmark: who holds the job, which attempt, and when its current attempt was claimed (epoch seconds).
+select status, locked_by, attempts, extract(epoch from started_at)::double precision as claimed_at
+from public.generation_jobs where id = %(job_id)s;
+
 -- bench_listeners --
 -- Benchmark: how many worker LISTEN connections are up (the workers are ready).
 select count(*)::integer from pg_stat_activity
@@ -153,11 +184,16 @@ from public.generation_jobs where id = any(%(job_ids)s::uuid[]);
 vacuum analyze public.generation_jobs;
 
 -- check_schema --
--- Start-up check: the queue functions exist (migrations applied) and this role may execute them.
-select p is not null as has_queue,
-       p is not null and has_function_privilege(p, 'execute') as can_execute,
+-- Start-up check: the queue functions exist (migrations applied) and this role may execute them. Looked up in
+-- pg_catalog, not with to_regprocedure: that raises insufficient_privilege for a role without USAGE on queue.
+select p.oid is not null as has_queue,
+       coalesce(has_schema_privilege(p.pronamespace, 'usage') and has_function_privilege(p.oid, 'execute'),
+                false) as can_execute,
        current_user as role_name
-from (select to_regprocedure('queue.claim_jobs(text, integer, integer)') as p) as s;
+from (select) as one
+left join pg_catalog.pg_proc p
+       on p.pronamespace = to_regnamespace('queue') and p.proname = 'claim_jobs'
+      and pg_catalog.oidvectortypes(p.proargtypes) = 'text, integer, integer';
 
 -- dev_database_exists --
 -- Dev only: whether the dev database exists on the local cluster.

@@ -14,7 +14,7 @@ import json
 import re
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, timedelta
 from importlib import resources
 from typing import Any
 from uuid import UUID
@@ -25,9 +25,10 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from worker.config import LEASE_SECONDS_DEFAULT
 from worker.db import DedicatedConnection
 from worker.exceptions import BadRequest, TenkaigenError, Transient
-from worker.jobs import Job, JobRecord, JobStats
+from worker.jobs import Job, JobRecord, JobStats, JobStatus
 
 
 def load_queries(text: str) -> dict[str, str]:
@@ -75,6 +76,35 @@ class JobNotFound(TenkaigenError):
 
 
 @dataclass(frozen=True, slots=True)
+class AdminAction:
+    """What an admin `cancel` or `requeue` did: the job's status before the call (read by the same statement, in its
+    snapshot) and what the queue function returned. The SQL function decides; `changed` only reads its answer,
+    because the function's return value alone is ambiguous (requeue of a queued job and a successful requeue both
+    return queued; cancel of a queued job and of an already canceled one both return canceled)."""
+
+    action: str
+    """cancel | requeue"""
+    job_id: UUID
+    before: JobStatus
+    outcome: str
+    """cancel: canceled | cancel_requested | the final status it had; requeue: queued | the live status it had."""
+
+    @classmethod
+    def from_row(cls, action: str, job_id: UUID, row: dict[str, Any]) -> AdminAction:
+        # `before` is null only if the job was inserted after the statement's snapshot: it was queued then
+        before = JobStatus.QUEUED if row["before"] is None else JobStatus(row["before"])
+        return cls(action=action, job_id=job_id, before=before, outcome=str(row["outcome"]))
+
+    @property
+    def changed(self) -> bool:
+        """Whether the call did something: a live job canceled (or its cancel requested), a finished job requeued."""
+        final = self.before in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELED)
+        if self.action == "cancel":
+            return not final and self.outcome in ("canceled", "cancel_requested")
+        return final and self.outcome == JobStatus.QUEUED
+
+
+@dataclass(frozen=True, slots=True)
 class Completion:
     """One finished job for `complete_jobs`; result_path must be `<user_id>/<job_id>.png` (a CHECK enforces it)."""
 
@@ -112,10 +142,20 @@ def translate_errors() -> Any:
         raise BadRequest(exc.diag.message_primary or str(exc)) from exc
 
 
+@dataclass(frozen=True, slots=True)
+class CostAlertDue:
+    """A cost alert this worker must send now (queue.record_cost_alert): today's UTC day, what was spent, which try."""
+
+    day: date
+    cost_usd: float
+    gpu_seconds: float
+    attempt: int
+
+
 class QueueClient:
     """The queue functions as methods, bound to one worker id. `round_trips` counts statements sent."""
 
-    def __init__(self, pool: AsyncConnectionPool, worker_id: str, *, lease_seconds: int = 60,
+    def __init__(self, pool: AsyncConnectionPool, worker_id: str, *, lease_seconds: int = LEASE_SECONDS_DEFAULT,
                  claim_connection: DedicatedConnection | None = None) -> None:
         self.pool = pool
         self.worker_id = worker_id
@@ -202,15 +242,51 @@ class QueueClient:
     async def reap_expired_leases(self, max_jobs: int = 1000) -> int:
         return int(await self._fetchval("reap_expired_leases", {"max_jobs": max_jobs}) or 0)
 
+    async def try_lead(self, lease_seconds: int) -> bool:
+        """Take or renew the queue-metrics leader lease; True while this worker leads (queue.try_lead)."""
+        params = {"worker_id": self.worker_id, "lease_seconds": lease_seconds}
+        return bool(await self._fetchval("try_lead", params))
+
+    async def resign_lead(self) -> bool:
+        """End this worker's queue-metrics leader lease now; True if it held it (queue.resign_lead)."""
+        return bool(await self._fetchval("resign_lead", {"worker_id": self.worker_id}))
+
     async def purge_finished_jobs(self, older_than: timedelta, max_jobs: int = 10000) -> list[tuple[UUID, str | None]]:
         rows = await self._fetchall("purge_finished_jobs", {"older_than": older_than, "max_jobs": max_jobs})
         return [(row["job_id"], row["result_path"]) for row in rows]
 
-    async def requeue_job(self, job_id: UUID, *, reset_attempts: bool = True) -> str:
-        return str(await self._fetchval("requeue_job", {"job_id": job_id, "reset_attempts": reset_attempts}))
+    async def record_cost_alert(self, threshold_usd: float, *, max_attempts: int,
+                                retry_after: timedelta) -> CostAlertDue | None:
+        """The alert to send now, or None (below the threshold, delivered, given up, or another worker sends it)."""
+        rows = await self._fetchall("record_cost_alert", {
+            "threshold_usd": threshold_usd, "max_attempts": max_attempts, "retry_after": retry_after})
+        if not rows:
+            return None
+        row = rows[0]
+        return CostAlertDue(day=row["day"], cost_usd=float(row["cost_usd"]), gpu_seconds=float(row["gpu_seconds"]),
+                            attempt=int(row["attempt"]))
 
-    async def cancel_job(self, job_id: UUID) -> str:
-        return str(await self._fetchval("cancel_job", {"job_id": job_id}))
+    async def finish_cost_alert(self, day: date, attempt: int, error: str | None = None) -> bool:
+        return bool(await self._fetchval("finish_cost_alert", {"day": day, "attempt": attempt, "error": error}))
+
+    async def requeue_job(self, job_id: UUID, *, reset_attempts: bool = True) -> AdminAction:
+        """queue.requeue_job, with the status the job had before (queued or running: nothing was done)."""
+        (row,) = await self._fetchall("requeue_job", {"job_id": job_id, "reset_attempts": reset_attempts})
+        return AdminAction.from_row("requeue", job_id, row)
+
+    async def cancel_job(self, job_id: UUID) -> AdminAction:
+        """queue.cancel_job, with the status the job had before (succeeded, failed, canceled: nothing was done)."""
+        (row,) = await self._fetchall("cancel_job", {"job_id": job_id})
+        return AdminAction.from_row("cancel", job_id, row)
+
+    async def resolve_job_prefix(self, prefix: str) -> list[UUID]:
+        """The ids of at most two jobs whose id starts with `prefix` (8..32 lowercase hex digits, no hyphens): one
+        index range scan on the primary key, between the prefix padded with 0s and with fs."""
+        if not 8 <= len(prefix) <= 32 or prefix.strip("0123456789abcdef"):
+            raise BadRequest(f"job_id: {prefix!r} is not a prefix of 8 to 32 hex digits")
+        low, high = UUID(prefix.ljust(32, "0")), UUID(prefix.ljust(32, "f"))
+        rows = await self._fetchall("resolve_job_prefix", {"low": low, "high": high})
+        return [row["id"] for row in rows]
 
     async def job_stats(self) -> JobStats:
         rows = await self._fetchall("job_stats", {})

@@ -106,9 +106,10 @@ def test_admin_commands_list_cancel_requeue_and_count(admin, database) -> None:
     first = enqueue(database, "first")
     second = enqueue(database, "second")
     listed = tenkaigen("jobs", "--database-url", database)
-    assert listed.returncode == 0 and first in listed.stdout and second in listed.stdout
-    assert tenkaigen("cancel", "--database-url", database, first).stdout.strip() == "canceled"
-    assert tenkaigen("requeue", "--database-url", database, first).stdout.strip() == "queued"
+    assert listed.returncode == 0 and first[:8] in listed.stdout and second[:8] in listed.stdout, listed.stdout
+    assert tenkaigen("cancel", "--database-url", database, first).stdout.strip() == f"job {first} canceled"
+    assert tenkaigen("requeue", "--database-url", database, first).stdout.strip() \
+        == f"job {first} requeued (it was canceled)"
     stats = tenkaigen("stats", "--database-url", database)
     assert stats.returncode == 0 and "queued" in stats.stdout and " 2 " in stats.stdout
     unknown = str(uuid.uuid4())

@@ -102,7 +102,7 @@ async def test_complete_jobs_takes_a_batch_and_reports_only_what_it_completed(ma
 async def test_a_renewal_reports_a_requested_cancel_and_acknowledge_cancels(admin, make_job, client) -> None:
     job_id = make_job("stop me")
     (job,) = await client.claim_jobs(1)
-    assert await client.cancel_job(job_id) == "cancel_requested"
+    assert (await client.cancel_job(job_id)).outcome == "cancel_requested"
     assert await client.renew_leases([(job.id, job.attempt)]) == {job.id: True}
     assert await client.acknowledge_cancel(job.id, job.attempt) is True
     assert job_row(admin, job_id)["status"] == "canceled"
@@ -131,8 +131,12 @@ async def test_reap_requeue_stats_and_listing(admin, make_job, client) -> None:
     assert await client.reap_expired_leases() == 1
     stats = await client.job_stats()
     assert (stats.queued, stats.running) == (1, 0)
-    assert await client.cancel_job(job_id) == "canceled"
-    assert await client.requeue_job(job_id) == "queued"
+    canceled = await client.cancel_job(job_id)
+    assert (canceled.before, canceled.outcome, canceled.changed) == (JobStatus.QUEUED, "canceled", True)
+    requeued = await client.requeue_job(job_id)
+    assert (requeued.before, requeued.outcome, requeued.changed) == (JobStatus.CANCELED, "queued", True)
+    again = await client.requeue_job(job_id)
+    assert (again.before, again.outcome, again.changed) == (JobStatus.QUEUED, "queued", False)
     (record,) = await client.list_jobs(status="queued")
     assert record.id == job_id and record.status is JobStatus.QUEUED and record.attempts == 0
     assert (await client.get_job(job_id)).prompt == "abandoned"

@@ -9,7 +9,9 @@ import pytest
 
 from worker.queue import QUERIES, load_queries
 
-WORKER = Path(__file__).resolve().parents[2] / "worker"
+ROOT = Path(__file__).resolve().parents[2]
+WORKER = ROOT / "worker"
+SCRIPTS = ROOT / "scripts"
 QUEUE_FUNCTIONS = ("claim_jobs", "renew_leases", "report_progress", "complete_jobs", "fail_job",
                    "acknowledge_cancel", "release_jobs", "reap_expired_leases", "purge_finished_jobs",
                    "requeue_job", "cancel_job")
@@ -34,7 +36,7 @@ def test_every_queue_function_has_a_query_calling_it() -> None:
 
 def test_every_query_name_used_in_the_code_exists() -> None:
     used: set[str] = set()
-    for path in WORKER.rglob("*.py"):
+    for path in [*WORKER.rglob("*.py"), *SCRIPTS.glob("*.py")]:   # the benchmarks in scripts/ use QUERIES too
         text = path.read_text()
         used |= set(re.findall(r'QUERIES\["([a-z_0-9]+)"\]', text))
         used |= set(re.findall(r'(?:_fetchall|_fetchval|\.q|\.val)\(\s*"([a-z_0-9]+)"', text))
