@@ -14,6 +14,7 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
+from psycopg import sql
 
 from tests.support import DatabaseServer
 
@@ -51,3 +52,15 @@ def admin(database: str) -> Iterator[psycopg.Connection]:
     """An autocommit connection as the database owner (an admin in the SQL editor)."""
     with psycopg.connect(database, autocommit=True) as conn:
         yield conn
+
+
+@pytest.fixture
+def empty_database(db_server: DatabaseServer) -> Iterator[str]:
+    """DSN of a plain database: no Supabase stand-in, no migrations (not cloned from the template)."""
+    name = f"e_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(db_server.admin_dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+    try:
+        yield db_server.dsn_for(name)
+    finally:
+        db_server.drop(name)

@@ -5,31 +5,15 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
-from psycopg import sql
 
-from tests.support import DatabaseServer
 from worker.exceptions import ConfigurationError
 from worker.migrate import MIGRATIONS_DIR, MigrationError, discover, migrate
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def empty_database(db_server: DatabaseServer) -> Iterator[str]:
-    """A plain database with no Supabase schemas (not cloned from the template)."""
-    name = f"e_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(db_server.admin_dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
-    try:
-        yield db_server.dsn_for(name)
-    finally:
-        db_server.drop(name)
 
 
 def test_migration_files_follow_the_supabase_cli_naming_in_strict_order() -> None:
