@@ -1,17 +1,22 @@
-"""The one Qwen-Image pipeline module: the Modal class, the `local` backend and the `tiny` backend all use it.
+"""The one Qwen-Image pipeline entry point: the Modal class, the `local` backend and the `tiny` backend all use it.
+
+Its pure parts live in their own modules and are re-exported here (import them from `modal_app.pipeline`):
+`modal_app.variants` (what each variant id means, the request limits), `modal_app.generation_request`
+(validating a request dict into a `PipelineRequest`, the diffusers call arguments) and `modal_app.pipeline_errors`
+(InvalidRequest, GenerationCancelled, UnsupportedEnvironment and `environment_error`).
 
 What lives here, top to bottom:
 
-1. Variants: which weights, pipeline class, scheduler and defaults each variant id (`lightning-4`, `lightning-8`,
-   `base`, `edit`, `bf16`, `tiny`) means.
-2. Requests: validating a request dict into a `PipelineRequest` and turning it into pipeline call arguments
-   (pure functions, no torch).
+1. Hardware: Modal GPU names, the offload mode a GPU's memory allows, whether Nunchaku is installed, built for
+   the installed torch, and has kernels for the GPU.
+2. LoRA adapters for the `bf16` and `tiny` variants.
 3. Loading: `load_pipeline(variant)` builds the diffusers pipeline with a Nunchaku 4-bit transformer, diffusers'
    own BF16 transformer, or tiny random components, and places it on the GPU with the offload mode its memory
-   allows.
+   allows. An ImportError or "no kernel image" while loading is a permanent UnsupportedEnvironment.
 4. Running: `LoadedPipeline.generate` runs one request with a step callback (progress) that also stops the
-   denoising loop when a `threading.Event` is set (cancellation), seeds a `torch.Generator`, and encodes a PNG
-   with the prompt, seed, variant and steps in its text metadata.
+   denoising loop, before the VAE decode, when a `threading.Event` is set (cancellation); seeds a
+   `torch.Generator`; decodes in VAE tiles above ~1.6 MP; and encodes a PNG with the prompt, seed, variant and
+   steps in its text metadata.
 5. Streaming adapters: `stream()` (a generator of progress/result events, for the Modal method) and
    `agenerate()` (an awaitable for asyncio backends).
 
@@ -27,10 +32,8 @@ import importlib.metadata
 import importlib.util
 import io
 import json
-import math
 import os
 import queue
-import random
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
@@ -39,337 +42,121 @@ from pathlib import Path
 from typing import Any
 
 from modal_app import pins
+from modal_app.generation_request import (
+    PNG_SOFTWARE,
+    PipelineRequest,
+    call_arguments,
+    denoising_steps,
+    img2img_inference_steps,
+    lightning_img2img_steps,
+    negative_prompt_used,
+    png_text,
+    render_size,
+    resolve_seed,
+)
+from modal_app.pipeline_errors import (
+    GPU_INSTALL_HINT,
+    GenerationCancelled,
+    InvalidRequest,
+    UnsupportedEnvironment,
+    environment_error,
+)
+from modal_app.variants import (
+    DEFAULT_SIZE,
+    IMG2IMG_STRENGTH,
+    LIGHTNING_MAX_TRUE_CFG_SCALE,
+    LIGHTNING_SCHEDULER_CONFIG,
+    MAX_PROMPT_CHARS,
+    MAX_SEED,
+    MAX_SEQUENCE_LENGTH,
+    MAX_SIDE,
+    MAX_STEPS,
+    MAX_TRUE_CFG_SCALE,
+    MIN_SIDE,
+    SIDE_MULTIPLE,
+    VARIANTS,
+    VariantSpec,
+    nunchaku_file,
+    variant_spec,
+)
 
-# ## Limits and constants
+# Names of the split-out modules that callers import from here (modal_app.pipeline stays the one entry point).
+__all__ = [
+    "CANCEL_JOIN_TIMEOUT_S",
+    "DEFAULT_SIZE",
+    "GPU_INSTALL_HINT",
+    "IMG2IMG_STRENGTH",
+    "LIGHTNING_MAX_TRUE_CFG_SCALE",
+    "LIGHTNING_SCHEDULER_CONFIG",
+    "MAX_PROMPT_CHARS",
+    "MAX_SEED",
+    "MAX_SEQUENCE_LENGTH",
+    "MAX_SIDE",
+    "MAX_STEPS",
+    "MAX_TRUE_CFG_SCALE",
+    "MIN_SIDE",
+    "NUNCHAKU_CAPABILITIES",
+    "PNG_SOFTWARE",
+    "SIDE_MULTIPLE",
+    "VAE_TILING_MIN_PIXELS",
+    "VARIANTS",
+    "GenerationCancelled",
+    "InvalidRequest",
+    "LoadedPipeline",
+    "LoraAdapters",
+    "PipelineOutput",
+    "PipelineRequest",
+    "UnsupportedEnvironment",
+    "VariantSpec",
+    "agenerate",
+    "call_arguments",
+    "check_nunchaku_environment",
+    "choose_offload",
+    "denoising_steps",
+    "encode_png",
+    "environment_error",
+    "error_event",
+    "img2img_inference_steps",
+    "lightning_img2img_steps",
+    "load_pipeline",
+    "modal_gpu_name",
+    "negative_prompt_used",
+    "nunchaku_file",
+    "nunchaku_install_problem",
+    "nunchaku_supports",
+    "nunchaku_torch_mismatch",
+    "png_text",
+    "prefetch_weights",
+    "read_init_image",
+    "render_size",
+    "resolve_lora_path",
+    "resolve_seed",
+    "result_event",
+    "set_vae_tiling",
+    "stream",
+    "torch_minor_of_nunchaku",
+    "vae_tiling_needed",
+    "variant_spec",
+]
 
-MIN_SIDE = 16
-MAX_SIDE = 2048
-SIDE_MULTIPLE = 16  # Qwen-Image latents are 8x downsampled and packed 2x2
-MAX_STEPS = 100
-MAX_TRUE_CFG_SCALE = 20.0
-MAX_SEED = 2**32 - 1  # the database contract: generation_jobs.seed is 0..4294967295
-MAX_PROMPT_CHARS = 4000
-MAX_SEQUENCE_LENGTH = 512  # prompt tokens the text encoder sees (the pipelines allow up to 1024)
-IMG2IMG_STRENGTH = 0.75  # text-to-image variants given an init image re-noise 75 % of it
-DEFAULT_SIZE = 1024
-PNG_SOFTWARE = "TenkaiGen"
+# ## Constants
+
 CANCEL_JOIN_TIMEOUT_S = 120.0  # how long stream() waits for the denoising thread after a cancel
 
-# The scheduler the Lightning checkpoints were distilled with (ModelTC/Qwen-Image-Lightning
-# generate_with_diffusers.py, repeated in every Nunchaku Lightning example): a fixed shift of 3 via
-# exponential time shifting, whatever the image size. 4 steps give timesteps [1000, 900, 750, 500].
-LIGHTNING_SCHEDULER_CONFIG: dict[str, Any] = {
-    "base_image_seq_len": 256,
-    "base_shift": math.log(3),
-    "invert_sigmas": False,
-    "max_image_seq_len": 8192,
-    "max_shift": math.log(3),
-    "num_train_timesteps": 1000,
-    "shift": 1.0,
-    "shift_terminal": None,
-    "stochastic_sampling": False,
-    "time_shift_type": "exponential",
-    "use_beta_sigmas": False,
-    "use_dynamic_shifting": True,
-    "use_exponential_sigmas": False,
-    "use_karras_sigmas": False,
-}
+# Compute capabilities the pinned Nunchaku wheel (v1.1.0, torch 2.8, CUDA 12.8) has kernels for (setup.py
+# get_sm_targets, https://github.com/nunchaku-tech/nunchaku/blob/v1.1.0/setup.py): Turing, Ampere (A100 and
+# A10/A40), Ada (L4, L40S), consumer/workstation Blackwell (sm_120a). Hopper (H100/H200, sm_90) and B200 (sm_100)
+# have none ("Hopper does not have 4-bit tensor cores", nunchaku-tech/ComfyUI-nunchaku#76); sm_121 (GB10) needs
+# nvcc >= 13.0 (setup.py `support_sm121`), which the CUDA 12.8 wheel was not built with.
+NUNCHAKU_CAPABILITIES = frozenset({(7, 5), (8, 0), (8, 6), (8, 9), (12, 0)})
 
-# Compute capabilities Nunchaku ships kernels for (setup.py get_sm_targets): Turing, Ampere (A100 and A10/A40),
-# Ada (L4, L40S), consumer/workstation Blackwell. Hopper (H100/H200, sm_90) and B200 (sm_100) have none.
-NUNCHAKU_CAPABILITIES = frozenset({(7, 5), (8, 0), (8, 6), (8, 9), (12, 0), (12, 1)})
+# The VAE decodes in tiles above this many output pixels (~1.6 MP; 1248x1248 is under, 1280x1280 over): an untiled
+# decode at 2048x2048 (4 MP) needs several GB on top of the ~30 GB resident pipeline on a 40-48 GB card.
+VAE_TILING_MIN_PIXELS = 1_600_000
 
 
-class InvalidRequest(ValueError):
-    """The request cannot be generated as asked (bad field, wrong variant, unreadable init image)."""
-
-
-class GenerationCancelled(Exception):
-    """The run was cancelled before its last denoising step."""
-
-
-class UnsupportedEnvironment(RuntimeError):
-    """This machine cannot run the variant (no CUDA, a GPU without Nunchaku kernels, PyPI's `nunchaku`)."""
-
-
-# ## Variants
-
-
-@dataclass(frozen=True, slots=True)
-class VariantSpec:
-    """What a variant id means."""
-
-    name: str
-    task: str  # "text-to-image" or "edit" (Qwen-Image-Edit-2509, needs an init image)
-    weights: str  # "nunchaku" (4-bit SVDQuant), "bf16" (diffusers' transformer), "tiny" (random, CPU)
-    steps: int
-    true_cfg_scale: float
-    lightning: bool  # distilled checkpoint: use LIGHTNING_SCHEDULER_CONFIG
-    model: pins.ModelRepo | None  # the diffusers pipeline repository (None: tiny components)
-    nunchaku: pins.ModelRepo | None = None
-    render_max_side: int | None = None  # render smaller and resize up (tiny: the weights are noise anyway)
-    lightning_lora: str | None = (
-        None  # a Lightning LoRA fused into BF16 weights at load (pins.QWEN_IMAGE_LIGHTNING)
-    )
-
-    @property
-    def accepts_lora(self) -> bool:
-        """Nunchaku cannot apply custom LoRAs to Qwen-Image; diffusers' own transformer can."""
-        return self.weights != "nunchaku"
-
-    @property
-    def device(self) -> str:
-        return "cpu" if self.weights == "tiny" else "cuda"
-
-
-VARIANTS: dict[str, VariantSpec] = {
-    spec.name: spec
-    for spec in (
-        VariantSpec(
-            "lightning-4",
-            "text-to-image",
-            "nunchaku",
-            4,
-            1.0,
-            True,
-            pins.QWEN_IMAGE,
-            pins.NUNCHAKU_QWEN_IMAGE,
-        ),
-        VariantSpec(
-            "lightning-8",
-            "text-to-image",
-            "nunchaku",
-            8,
-            1.0,
-            True,
-            pins.QWEN_IMAGE,
-            pins.NUNCHAKU_QWEN_IMAGE,
-        ),
-        VariantSpec(
-            "base", "text-to-image", "nunchaku", 50, 4.0, False, pins.QWEN_IMAGE, pins.NUNCHAKU_QWEN_IMAGE
-        ),
-        VariantSpec(
-            "edit",
-            "edit",
-            "nunchaku",
-            8,
-            1.0,
-            True,
-            pins.QWEN_IMAGE_EDIT_2509,
-            pins.NUNCHAKU_QWEN_IMAGE_EDIT_2509,
-        ),
-        # BF16 Qwen-Image with the 8-step Lightning LoRA fused in: the only variant that takes franchise LoRAs.
-        VariantSpec(
-            "bf16",
-            "text-to-image",
-            "bf16",
-            8,
-            1.0,
-            True,
-            pins.QWEN_IMAGE,
-            lightning_lora=pins.LIGHTNING_LORA_FILES["bf16"],
-        ),
-        VariantSpec("tiny", "text-to-image", "tiny", 4, 1.0, False, None, render_max_side=128),
-    )
-}
-
-
-def variant_spec(name: str) -> VariantSpec:
-    try:
-        return VARIANTS[name]
-    except KeyError:
-        raise InvalidRequest(f"unknown variant {name!r}; known variants: {', '.join(VARIANTS)}") from None
-
-
-def nunchaku_file(variant: str, *, rank: int, precision: str) -> str:
-    """The Nunchaku checkpoint file of a variant, e.g. `svdq-int4_r32-qwen-image-lightningv1.1-8steps.safetensors`."""
-    if rank not in pins.NUNCHAKU_RANKS:
-        raise InvalidRequest(f"nunchaku rank must be one of {pins.NUNCHAKU_RANKS}, got {rank}")
-    return pins.NUNCHAKU_FILES[variant].format(precision=precision, rank=rank)
-
-
-# ## Requests
-
-
-@dataclass(frozen=True, slots=True)
-class PipelineRequest:
-    """A validated generation request. `steps` is the number of denoising steps actually run."""
-
-    prompt: str
-    negative_prompt: str
-    width: int
-    height: int
-    steps: int
-    true_cfg_scale: float
-    seed: int
-    variant: str
-    init_image: bytes | None = None
-    lora: str | None = None
-    lora_scale: float = 1.0
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any], *, variant: str | None = None) -> PipelineRequest:
-        """Validate a request dict (the Modal payload, or a worker `GenerationRequest` as a dict).
-
-        Missing `steps`, `true_cfg_scale`, `width`, `height` take the variant's defaults and a missing `seed`
-        gets a random one (the result reports it). If `variant` is given (the Modal class's own variant) the
-        request must name the same variant or none.
-        """
-        asked = data.get("variant")
-        if variant is not None and asked not in (None, variant):
-            raise InvalidRequest(
-                f"variant: this generator serves {variant!r}, the request asks for {asked!r}"
-            )
-        name = variant or asked
-        if not isinstance(name, str):
-            raise InvalidRequest("variant: required")
-        spec = variant_spec(name)
-
-        prompt = data.get("prompt")
-        if not isinstance(prompt, str) or not prompt.strip():
-            raise InvalidRequest("prompt: must be a non-empty string")
-        if len(prompt) > MAX_PROMPT_CHARS:
-            raise InvalidRequest(f"prompt: at most {MAX_PROMPT_CHARS} characters")
-        negative_prompt = data.get("negative_prompt") or ""
-        if not isinstance(negative_prompt, str) or len(negative_prompt) > MAX_PROMPT_CHARS:
-            raise InvalidRequest(
-                f"negative_prompt: must be a string of at most {MAX_PROMPT_CHARS} characters"
-            )
-
-        width = _int_field(data, "width", DEFAULT_SIZE, MIN_SIDE, MAX_SIDE)
-        height = _int_field(data, "height", DEFAULT_SIZE, MIN_SIDE, MAX_SIDE)
-        for label, side in (("width", width), ("height", height)):
-            if side % SIDE_MULTIPLE:
-                raise InvalidRequest(f"{label}: must be a multiple of {SIDE_MULTIPLE}, got {side}")
-        steps = _int_field(data, "steps", spec.steps, 1, MAX_STEPS)
-        seed = data.get("seed")
-        seed = resolve_seed(None) if seed is None else _int_field(data, "seed", 0, 0, MAX_SEED)
-
-        cfg = data.get("true_cfg_scale")
-        cfg = spec.true_cfg_scale if cfg is None else cfg
-        if isinstance(cfg, bool) or not isinstance(cfg, int | float) or not 0.0 <= cfg <= MAX_TRUE_CFG_SCALE:
-            raise InvalidRequest(f"true_cfg_scale: must be a number between 0 and {MAX_TRUE_CFG_SCALE}")
-
-        init_image = data.get("init_image")
-        if init_image is not None and not isinstance(init_image, bytes | bytearray):
-            raise InvalidRequest("init_image: must be the image file's bytes")
-        if spec.task == "edit" and init_image is None:
-            raise InvalidRequest(f"init_image: variant {spec.name!r} edits an image and needs one")
-        lora = data.get("lora") or None
-        if lora is not None and not isinstance(lora, str):
-            raise InvalidRequest("lora: must be a string")
-        if lora is not None and not spec.accepts_lora:
-            raise InvalidRequest(
-                f"lora: variant {spec.name!r} runs Nunchaku 4-bit weights, which cannot apply custom LoRAs; "
-                "use the 'bf16' variant for jobs with a LoRA"
-            )
-        lora_scale = data.get("lora_scale")
-        lora_scale = 1.0 if lora_scale is None else lora_scale
-        if (
-            isinstance(lora_scale, bool)
-            or not isinstance(lora_scale, int | float)
-            or not 0.0 < lora_scale <= 2.0
-        ):
-            raise InvalidRequest("lora_scale: must be a number in (0, 2]")
-        return cls(
-            prompt=prompt,
-            negative_prompt=negative_prompt,
-            width=width,
-            height=height,
-            steps=steps,
-            true_cfg_scale=float(cfg),
-            seed=seed,
-            variant=spec.name,
-            init_image=bytes(init_image) if init_image is not None else None,
-            lora=lora,
-            lora_scale=float(lora_scale),
-        )
-
-
-def _int_field(data: Mapping[str, Any], name: str, default: int, low: int, high: int) -> int:
-    value = data.get(name)
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidRequest(f"{name}: must be an integer, got {value!r}")
-    if not low <= value <= high:
-        raise InvalidRequest(f"{name}: must be between {low} and {high}, got {value}")
-    return value
-
-
-def resolve_seed(seed: int | None) -> int:
-    """The seed to use: the given one, or a fresh random one (reported back so the job can record it)."""
-    return random.SystemRandom().randint(0, MAX_SEED) if seed is None else seed
-
-
-def img2img_inference_steps(steps: int, strength: float = IMG2IMG_STRENGTH) -> int:
-    """`num_inference_steps` for which an img2img run of `strength` executes exactly `steps` denoising steps.
-
-    diffusers' img2img runs `n - int(n - n * strength)` of `n` scheduled steps; that count grows by 0 or 1 per
-    extra `n`, so the smallest `n` reaching `steps` hits it exactly.
-    """
-    n = max(1, math.floor(steps / strength))
-    while n - int(max(n - min(n * strength, n), 0)) < steps:
-        n += 1
-    return n
-
-
-def render_size(spec: VariantSpec, width: int, height: int) -> tuple[int, int]:
-    """The size the pipeline renders at: the requested size, or for `tiny` a copy scaled down to its cap."""
-    cap = spec.render_max_side
-    if cap is None or max(width, height) <= cap:
-        return width, height
-    scale = cap / max(width, height)
-
-    def shrink(side: int) -> int:
-        return max(SIDE_MULTIPLE, int(side * scale) // SIDE_MULTIPLE * SIDE_MULTIPLE)
-
-    return shrink(width), shrink(height)
-
-
-def call_arguments(request: PipelineRequest, *, mode: str, width: int, height: int) -> dict[str, Any]:
-    """Keyword arguments for the diffusers pipeline call, minus `image`, `generator` and the callback.
-
-    True CFG only runs when `true_cfg_scale > 1` and a negative prompt is given, so an empty negative prompt
-    becomes " " in that case (the Qwen-Image recommendation) and is left out otherwise (no warning, no second
-    pass).
-    """
-    kwargs: dict[str, Any] = {
-        "prompt": request.prompt,
-        "true_cfg_scale": request.true_cfg_scale,
-        "width": width,
-        "height": height,
-        "num_inference_steps": request.steps,
-        "max_sequence_length": MAX_SEQUENCE_LENGTH,
-        "output_type": "pil",
-    }
-    if request.true_cfg_scale > 1.0:
-        kwargs["negative_prompt"] = request.negative_prompt or " "
-    if mode == "img2img":
-        kwargs["strength"] = IMG2IMG_STRENGTH
-        kwargs["num_inference_steps"] = img2img_inference_steps(request.steps)
-    return kwargs
-
-
-def png_text(request: PipelineRequest) -> dict[str, str]:
-    """The PNG text chunks: enough to reproduce the image (prompt, seed, variant, steps, CFG, size)."""
-    text = {
-        "Software": PNG_SOFTWARE,
-        "prompt": request.prompt,
-        "negative_prompt": request.negative_prompt,
-        "seed": str(request.seed),
-        "variant": request.variant,
-        "steps": str(request.steps),
-        "true_cfg_scale": f"{request.true_cfg_scale:g}",
-        "width": str(request.width),
-        "height": str(request.height),
-    }
-    if request.lora:
-        text["lora"] = request.lora
-        text["lora_scale"] = f"{request.lora_scale:g}"
-    if request.init_image is not None:
-        text["init_image"] = "yes"
-    return text
+class _StopDenoising(Exception):
+    """Raised from the step callback to leave the diffusers loop at once (no VAE decode after a cancel)."""
 
 
 def encode_png(image: Any, text: Mapping[str, str]) -> bytes:
@@ -436,11 +223,40 @@ def choose_offload(weights: str, gpu_memory_gib: float) -> str:
     return "model" if gpu_memory_gib >= 46 else "sequential"
 
 
-def nunchaku_install_problem() -> str | None:
-    """None when the importable `nunchaku` is Nunchaku (MIT Han Lab's); otherwise what is wrong, for humans.
+def torch_minor_of_nunchaku(version: str) -> str | None:
+    """The torch minor a Nunchaku wheel was built for: `1.1.0+torch2.8` -> `2.8`, `1.2.1+cu12.8torch2.9` -> `2.9`."""
+    _, _, local = version.partition("+")
+    _, found, tail = local.partition("torch")
+    if not found:
+        return None
+    parts = tail.split(".")
+    return ".".join(parts[:2]) if len(parts) >= 2 and all(x.isdigit() for x in parts[:2]) else None
 
-    PyPI's `nunchaku` is an unrelated statistics package with the same import name. This looks at files only;
-    it imports nothing.
+
+def nunchaku_torch_mismatch(nunchaku_version: str, torch_version: str) -> str | None:
+    """Why a Nunchaku wheel cannot run on this torch, or None.
+
+    Nunchaku's setup.py appends `+torch<major.minor>` to the version and compiles `nunchaku._C` against that torch,
+    so on any other minor `import nunchaku` fails with undefined symbols.
+    """
+    built_for = torch_minor_of_nunchaku(nunchaku_version)
+    running = ".".join(torch_version.split("+")[0].split(".")[:2])
+    if built_for is None or built_for == running:
+        return None
+    return (
+        f"Nunchaku {nunchaku_version} was built for torch {built_for} but torch {torch_version} is installed, "
+        f"so `nunchaku._C` cannot load; {GPU_INSTALL_HINT} (torch {pins.TORCH_VERSION}, "
+        f"wheel {pins.NUNCHAKU_WHEEL_URL}), never the `[ml]` extra's torch next to Nunchaku"
+    )
+
+
+def nunchaku_install_problem(*, torch_version: str | None = None) -> str | None:
+    """None when the importable `nunchaku` is Nunchaku (MIT Han Lab's) built for the installed torch; otherwise
+    what is wrong, for humans.
+
+    PyPI's `nunchaku` is an unrelated statistics package with the same import name; a Nunchaku wheel for another
+    torch minor cannot import. This looks at files and distribution metadata only; it imports nothing.
+    `torch_version` defaults to the installed torch distribution's.
     """
     install = f"install the release wheel by URL: pip install '{pins.NUNCHAKU_WHEEL_URL}'"
     spec = importlib.util.find_spec("nunchaku")
@@ -448,7 +264,12 @@ def nunchaku_install_problem() -> str | None:
         return f"Nunchaku is not installed; {install} (never `pip install nunchaku`: that is another project)"
     locations = list(spec.submodule_search_locations or [])
     if any(os.path.isdir(os.path.join(location, "models")) for location in locations):
-        return None
+        try:
+            nunchaku_version = importlib.metadata.version("nunchaku")
+            torch_version = torch_version or importlib.metadata.version("torch")
+        except importlib.metadata.PackageNotFoundError:
+            return None  # a source checkout on sys.path, or no torch: the import itself will tell
+        return nunchaku_torch_mismatch(nunchaku_version, torch_version)
     try:
         dist = importlib.metadata.distribution("nunchaku")
         found = f"`nunchaku` {dist.version} ({dist.metadata.get('Summary') or 'no summary'})"
@@ -663,7 +484,12 @@ class LoadedPipeline:
         if self._img2img is None:
             from diffusers import QwenImageImg2ImgPipeline
 
-            self._img2img = QwenImageImg2ImgPipeline.from_pipe(self.pipe)
+            # from_pipe carries a component over only if its type is exactly the one the signature names, so
+            # Nunchaku's transformer (a QwenImageTransformer2DModel subclass) would be dropped: pass every
+            # component img2img takes explicitly.
+            expected, _optional = QwenImageImg2ImgPipeline._get_signature_keys(QwenImageImg2ImgPipeline)
+            shared = {name: part for name, part in self.pipe.components.items() if name in expected}
+            self._img2img = QwenImageImg2ImgPipeline.from_pipe(self.pipe, **shared)
             self._img2img.set_progress_bar_config(disable=True)
         return self._img2img
 
@@ -676,8 +502,11 @@ class LoadedPipeline:
     ) -> PipelineOutput:
         """Run one request. Blocking; call it from a worker thread.
 
-        `on_step(step, total)` runs after each denoising step (step counts from 1, total == request.steps).
-        Setting `cancel` stops the loop after the current step and raises `GenerationCancelled`.
+        `on_step(step, total)` runs after each denoising step (step counts from 1; total is the number of steps
+        this run executes: request.steps, or fewer for img2img on a Lightning variant, see `denoising_steps`).
+        Setting `cancel` stops the loop after the current step and raises `GenerationCancelled`: the callback
+        raises out of the diffusers loop, so no VAE decode runs after a cancel. The VAE decodes in tiles above
+        VAE_TILING_MIN_PIXELS. A load-time-like failure (ImportError, "no kernel image") is UnsupportedEnvironment.
         """
         import torch
         from PIL import Image
@@ -702,29 +531,35 @@ class LoadedPipeline:
             pipe = self._pipeline_for(mode)
             if self.lora is not None:
                 self.lora.activate(request.lora, request.lora_scale)
-            total = request.steps
-            progress = {"done": 0, "interrupted": False}
+            set_vae_tiling(pipe.vae, request.width, request.height)
+            total = denoising_steps(request, mode=mode)
+            progress = {"done": 0}
 
-            def on_step_end(p: Any, index: int, _timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
+            def on_step_end(_p: Any, index: int, _timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
                 progress["done"] = index + 1
                 if on_step is not None:
                     on_step(index + 1, total)
                 if cancel is not None and cancel.is_set() and index + 1 < total:
-                    p._interrupt = True  # the loop skips the remaining steps
-                    progress["interrupted"] = True
+                    raise _StopDenoising  # leaves the loop before the remaining steps and the VAE decode
                 return tensors
 
             started = time.perf_counter()
-            with torch.inference_mode():
-                output = pipe(
-                    **kwargs,
-                    generator=torch.Generator(device="cpu").manual_seed(request.seed),
-                    callback_on_step_end=on_step_end,
-                    callback_on_step_end_tensor_inputs=["latents"],
-                )
+            try:
+                with torch.inference_mode():
+                    output = pipe(
+                        **kwargs,
+                        generator=torch.Generator(device="cpu").manual_seed(request.seed),
+                        callback_on_step_end=on_step_end,
+                        callback_on_step_end_tensor_inputs=["latents"],
+                    )
+            except _StopDenoising:
+                raise GenerationCancelled(f"cancelled after step {progress['done']} of {total}") from None
+            except (ImportError, RuntimeError, OSError) as exc:
+                unsupported = environment_error(exc, variant=spec.name)
+                if unsupported is None:
+                    raise
+                raise unsupported from exc
             inference_s = time.perf_counter() - started
-        if progress["interrupted"]:
-            raise GenerationCancelled(f"cancelled after step {progress['done']} of {total}")
 
         started = time.perf_counter()
         image = output.images[0]
@@ -733,6 +568,24 @@ class LoadedPipeline:
         png = encode_png(image, png_text(request))
         encode_s = time.perf_counter() - started
         return PipelineOutput(png, image, request, {"inference_s": inference_s, "encode_s": encode_s})
+
+
+def vae_tiling_needed(width: int, height: int) -> bool:
+    """Whether a request of this size decodes its latents in tiles (above VAE_TILING_MIN_PIXELS)."""
+    return width * height > VAE_TILING_MIN_PIXELS
+
+
+def set_vae_tiling(vae: Any, width: int, height: int) -> bool:
+    """Turn the VAE's tiled decode on for large requests and off again for the others; returns the setting.
+
+    Decided on the requested size (the `tiny` variant renders smaller, where tiling changes nothing).
+    """
+    tiled = vae_tiling_needed(width, height)
+    if tiled:
+        vae.enable_tiling()
+    else:
+        vae.disable_tiling()
+    return tiled
 
 
 def load_pipeline(
@@ -772,7 +625,13 @@ def load_pipeline(
         pipe = pipeline_class(**parts)
         weights = "tiny"
     else:
-        pipe = _from_hub(spec, pipeline_class, scheduler, rank=rank)
+        try:
+            pipe = _from_hub(spec, pipeline_class, scheduler, rank=rank)
+        except (ImportError, RuntimeError, OSError) as exc:
+            unsupported = environment_error(exc, variant=variant)
+            if unsupported is None:
+                raise
+            raise unsupported from exc
         weights = spec.weights
 
     gpu_type, memory_gib = _gpu(device)
@@ -932,6 +791,8 @@ def result_event(output: PipelineOutput, loaded: LoadedPipeline, *, load_s: floa
         "width": request.width,
         "height": request.height,
         "true_cfg_scale": request.true_cfg_scale,
+        # Lightning variants run without true CFG, so a negative prompt (a style's) is not used there.
+        "negative_prompt_used": negative_prompt_used(request),
         "timings": {"load_s": load_s, **output.timings},
         "gpu_type": loaded.gpu_type,
         "offload": loaded.offload,

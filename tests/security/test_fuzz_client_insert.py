@@ -82,6 +82,7 @@ def _assert_runnable(row: dict[str, object], user: uuid.UUID) -> None:
     assert 256 <= row["height"] <= 2048 and row["height"] % 16 == 0
     assert 1 <= row["steps"] <= 100
     assert 1 <= row["true_cfg_scale"] <= 20 and not math.isnan(row["true_cfg_scale"])
+    assert row["variant"] == "base" or row["true_cfg_scale"] == 1  # Lightning runs without true CFG
     assert 0 <= row["seed"] <= 4294967295
     assert isinstance(row["resolved_prompt"], str) and row["resolved_prompt"].strip(" \t\r\n")
     assert isinstance(row["negative_prompt"], str)

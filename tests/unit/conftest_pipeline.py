@@ -113,15 +113,33 @@ def spy_on_denoising(monkeypatch: pytest.MonkeyPatch) -> Iterator[StepSpy]:
     yield spy
 
 
-def install_fake_nunchaku(root: Path, monkeypatch: pytest.MonkeyPatch, *, real: bool) -> None:
-    """Put a `nunchaku` distribution on sys.path: Nunchaku's layout (real) or PyPI's unrelated package."""
+def installed_torch_minor() -> str:
+    import importlib.metadata
+
+    return ".".join(importlib.metadata.version("torch").split("+")[0].split(".")[:2])
+
+
+def install_fake_nunchaku(
+    root: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    *,
+    real: bool,
+    built_for_torch: str | None = None,
+    init_source: str = "",
+) -> None:
+    """Put a `nunchaku` distribution on sys.path: Nunchaku's layout (real) or PyPI's unrelated package.
+
+    A real one is versioned `1.1.0+torch<built_for_torch>` (default: the installed torch's minor, so it passes the
+    torch check); `init_source` is its `__init__.py` (e.g. a `raise ImportError(...)` to mimic a broken `_C`).
+    """
     package = root / "nunchaku"
     package.mkdir(parents=True)
-    (package / "__init__.py").write_text("")
+    (package / "__init__.py").write_text(init_source)
     if real:
         (package / "models").mkdir()
         (package / "models" / "__init__.py").write_text("")
-        version, summary = "1.1.0+torch2.8", "Nunchaku: inference engine for 4-bit diffusion models"
+        version = f"1.1.0+torch{built_for_torch or installed_torch_minor()}"
+        summary = "Nunchaku: inference engine for 4-bit diffusion models"
     else:
         (package / "nunchaku.py").write_text("")
         (package / "gibbs_sampler.py").write_text("")

@@ -60,6 +60,30 @@ def test_pypis_unrelated_nunchaku_is_a_configuration_error(tmp_path, monkeypatch
     assert "pip uninstall nunchaku" in message and pins.NUNCHAKU_WHEEL_URL in message
 
 
+def test_a_nunchaku_wheel_for_another_torch_is_a_configuration_error(tmp_path, monkeypatch, pretend_cuda):
+    pretend_cuda()
+    install_fake_nunchaku(
+        tmp_path, monkeypatch, real=True, built_for_torch="2.8"
+    )  # torch here: the [ml] 2.13
+    with pytest.raises(ConfigurationError) as raised:
+        LocalBackend()
+    message = str(raised.value)
+    assert "TENKAIGEN_BACKEND=local" in message and "built for torch 2.8" in message
+    assert "pip install -e '.[gpu]'" in message
+
+
+async def test_a_load_that_cannot_import_nunchaku_is_a_configuration_error(
+    tmp_path, monkeypatch, pretend_cuda
+):
+    pretend_cuda()
+    install_fake_nunchaku(
+        tmp_path, monkeypatch, real=True, init_source="raise ImportError('_C.so: undefined symbol: x')\n"
+    )
+    backend = LocalBackend()
+    with pytest.raises(ConfigurationError, match=r"TENKAIGEN_BACKEND=local: .*does not import"):
+        await backend.generate(job(variant="lightning-8"), ignore)
+
+
 def test_a_missing_device_index_is_a_configuration_error(pretend_cuda):
     pretend_cuda()
     with pytest.raises(ConfigurationError, match="cuda:3 does not exist"):

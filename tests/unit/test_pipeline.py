@@ -221,7 +221,7 @@ def test_cuda_device_names_map_to_modal_gpu_types(device_name, modal_name):
 def test_nunchaku_runs_on_turing_ampere_ada_and_blackwell_workstations_only():
     for capability in [(7, 5), (8, 0), (8, 6), (8, 9), (12, 0)]:
         assert pipeline.nunchaku_supports(capability)
-    for capability in [(9, 0), (10, 0), (7, 0)]:
+    for capability in [(9, 0), (10, 0), (7, 0), (12, 1)]:  # sm_121 needs nvcc 13; the wheel is CUDA 12.8
         assert not pipeline.nunchaku_supports(capability)
 
 
@@ -238,9 +238,32 @@ def test_pypis_unrelated_nunchaku_is_recognised(tmp_path, monkeypatch):
     assert "0.16.1" in problem and "unrelated" in problem and pins.NUNCHAKU_WHEEL_URL in problem
 
 
-def test_the_real_nunchaku_layout_passes(tmp_path, monkeypatch):
-    install_fake_nunchaku(tmp_path, monkeypatch, real=True)
-    assert pipeline.nunchaku_install_problem() is None
+def test_the_real_nunchaku_layout_passes_on_the_torch_it_was_built_for(tmp_path, monkeypatch):
+    install_fake_nunchaku(tmp_path, monkeypatch, real=True, built_for_torch="2.8")
+    assert pipeline.nunchaku_install_problem(torch_version="2.8.0") is None
+    assert pipeline.nunchaku_install_problem(torch_version="2.8.0+cu128") is None
+
+
+def test_a_nunchaku_wheel_for_another_torch_is_reported_with_the_gpu_install(tmp_path, monkeypatch):
+    install_fake_nunchaku(tmp_path, monkeypatch, real=True, built_for_torch="2.8")
+    problem = pipeline.nunchaku_install_problem(torch_version="2.13.0+cpu")  # the [ml] extra's torch
+    assert problem is not None
+    assert "built for torch 2.8" in problem and "pip install -e '.[gpu]'" in problem
+
+
+@pytest.mark.parametrize(
+    ("nunchaku", "torch", "built_for", "mismatch"),
+    [
+        ("1.1.0+torch2.8", "2.8.0", "2.8", False),
+        ("1.1.0+torch2.8", "2.13.0+cpu", "2.8", True),
+        ("1.2.1+cu12.8torch2.9", "2.9.1", "2.9", False),
+        ("1.2.1+cu12.8torch2.9", "2.8.0", "2.9", True),
+        ("1.1.0", "2.8.0", None, False),  # a source build: nothing to compare
+    ],
+)
+def test_the_torch_minor_of_a_nunchaku_wheel_is_compared(nunchaku, torch, built_for, mismatch):
+    assert pipeline.torch_minor_of_nunchaku(nunchaku) == built_for
+    assert (pipeline.nunchaku_torch_mismatch(nunchaku, torch) is not None) == mismatch
 
 
 def test_a_gpu_variant_without_cuda_is_an_unsupported_environment():

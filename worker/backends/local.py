@@ -3,8 +3,13 @@
 One variant is loaded at a time (a Qwen-Image pipeline fills most of a GPU); a job for another variant unloads it
 and loads the new one. Generation runs in a worker thread; each denoising step is reported through the job's
 async progress callback in order, and cancelling the awaiting task stops the denoising loop after the current
-step. Missing CUDA, or PyPI's unrelated `nunchaku` package installed in place of Nunchaku, is a
-`ConfigurationError` at construction, with the fix in its message.
+step. Missing CUDA, PyPI's unrelated `nunchaku` package installed in place of Nunchaku, or a Nunchaku wheel built
+for another torch minor than the installed one (e.g. the `[ml]` extra's torch next to the `+torch2.8` wheel) is a
+`ConfigurationError` at construction, with the fix in its message; so is a load that fails with an ImportError or
+"no kernel image" (`UnsupportedEnvironment`), never a Transient error that would be retried.
+
+Install for this backend: `pip install -e '.[gpu]'` (torch, diffusers and the Nunchaku wheel pinned together from
+modal_app/pins.py), not `.[ml]` (the CPU stack of the `tiny` backend).
 
 torch is imported only when the backend is built (never by a worker that runs another backend).
 """
@@ -34,11 +39,12 @@ if TYPE_CHECKING:
     from worker.config import Settings
 
 ML_EXTRA_HINT = "install the pinned ML stack: pip install -e '.[ml]'"
+GPU_EXTRA_HINT = "install the pinned GPU stack: pip install -e '.[gpu]'"
 
 
-def torch_problem() -> str | None:
+def torch_problem(hint: str = ML_EXTRA_HINT) -> str | None:
     if importlib.util.find_spec("torch") is None:
-        return f"torch is not installed; {ML_EXTRA_HINT}"
+        return f"torch is not installed; {hint}"
     return None
 
 
@@ -76,9 +82,10 @@ class LocalBackend:
 
     def check_environment(self) -> None:
         """Raise ConfigurationError for a machine this backend cannot work on."""
-        problem = torch_problem()
+        problem = torch_problem(GPU_EXTRA_HINT)
         if problem is None and importlib.util.find_spec("nunchaku") is not None:
-            problem = nunchaku_install_problem()  # an installed impostor is wrong whatever the variant
+            # an installed impostor, or a wheel for another torch, is wrong whatever the variant
+            problem = nunchaku_install_problem()
         if problem is None:
             problem = cuda_problem(self.device)
         if problem is not None:
