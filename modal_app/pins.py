@@ -27,7 +27,15 @@ and run the import smoke test in docs/deploy.md on a GPU container before deploy
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+
+# ## The release this app belongs to
+
+PACKAGE_VERSION = "0.1.0"
+"""The `tenkaigen` version (pyproject.toml) this Modal app is deployed from. The container has no installed
+distribution to ask, so it reports this constant; a test keeps it equal to pyproject.toml's `version`."""
 
 # ## Python, torch and the Nunchaku wheel
 
@@ -41,16 +49,31 @@ NUNCHAKU_VERSION = "1.1.0"
 NUNCHAKU_RELEASES = "https://github.com/nunchaku-tech/nunchaku/releases/download"
 
 
+NUNCHAKU_WHEEL_SHA256: str | None = None
+"""The wheel's SHA-256, appended to its URL as `#sha256=` (uv and pip then refuse any other file). Unknown until
+someone downloads the release asset and hashes it (`sha256sum nunchaku-1.1.0+torch2.8-cp312-cp312-linux_x86_64.whl`);
+docs/deploy.md ("Pin the weights and the wheel") says how. None = installed by URL without a hash check."""
+
+
 def nunchaku_wheel_url(
-    version: str = NUNCHAKU_VERSION, torch_version: str = TORCH_VERSION, python_tag: str = PYTHON_TAG
+    version: str = NUNCHAKU_VERSION,
+    torch_version: str = TORCH_VERSION,
+    python_tag: str = PYTHON_TAG,
+    sha256: str | None = None,
 ) -> str:
-    """The GitHub release asset for a Nunchaku version, torch minor and CPython tag (naming of v1.0-v1.1)."""
+    """The GitHub release asset for a Nunchaku version, torch minor and CPython tag (naming of v1.0-v1.1), with
+    `#sha256=<hash>` when the hash is known."""
     torch_minor = ".".join(torch_version.split(".")[:2])
     wheel = f"nunchaku-{version}+torch{torch_minor}-{python_tag}-{python_tag}-linux_x86_64.whl"
-    return f"{NUNCHAKU_RELEASES}/v{version}/{wheel}"
+    url = f"{NUNCHAKU_RELEASES}/v{version}/{wheel}"
+    if sha256 is None:
+        return url
+    if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
+        raise ValueError(f"sha256: {sha256!r} is not 64 lower-case hex digits")
+    return f"{url}#sha256={sha256}"
 
 
-NUNCHAKU_WHEEL_URL = nunchaku_wheel_url()
+NUNCHAKU_WHEEL_URL = nunchaku_wheel_url(sha256=NUNCHAKU_WHEEL_SHA256)
 
 # ## The Python packages of the image
 
@@ -88,13 +111,43 @@ class ModelRepo:
     revision: str
 
 
-# Revisions are branch names until the first deploy resolves them: `docs/deploy.md` ("Pin the model
-# revisions") shows how to replace each with the commit hash that was downloaded and tested.
-QWEN_IMAGE = ModelRepo("Qwen/Qwen-Image", revision="main")
-QWEN_IMAGE_EDIT_2509 = ModelRepo("Qwen/Qwen-Image-Edit-2509", revision="main")
-NUNCHAKU_QWEN_IMAGE = ModelRepo("nunchaku-tech/nunchaku-qwen-image", revision="main")
-NUNCHAKU_QWEN_IMAGE_EDIT_2509 = ModelRepo("nunchaku-tech/nunchaku-qwen-image-edit-2509", revision="main")
-QWEN_IMAGE_LIGHTNING = ModelRepo("lightx2v/Qwen-Image-Lightning", revision="main")
+    @property
+    def pinned(self) -> bool:
+        """Whether the revision is a full commit hash (40 hex digits) rather than a branch or tag that can move."""
+        return len(self.revision) == 40 and all(c in "0123456789abcdef" for c in self.revision)
+
+
+UNPINNED = "main"
+"""The branch every repository is read at until its commit hash is filled in below. The hashes cannot be known
+without asking the Hub, so they are left to the first deploy: `docs/deploy.md` ("Pin the weights and the wheel")
+shows how to read each hash from the warmed volume (`modal run modal_app/qwen_generator.py::model_revisions`) and
+paste it here. While any repository of a variant is unpinned, every cold start asks the Hub which commit `main`
+is; once all are pinned, the image sets HF_HUB_OFFLINE=1 and containers read the volume only."""
+
+QWEN_IMAGE = ModelRepo("Qwen/Qwen-Image", revision=UNPINNED)
+QWEN_IMAGE_EDIT_2509 = ModelRepo("Qwen/Qwen-Image-Edit-2509", revision=UNPINNED)
+NUNCHAKU_QWEN_IMAGE = ModelRepo("nunchaku-tech/nunchaku-qwen-image", revision=UNPINNED)
+NUNCHAKU_QWEN_IMAGE_EDIT_2509 = ModelRepo("nunchaku-tech/nunchaku-qwen-image-edit-2509", revision=UNPINNED)
+QWEN_IMAGE_LIGHTNING = ModelRepo("lightx2v/Qwen-Image-Lightning", revision=UNPINNED)
+
+MODEL_REPOS: tuple[ModelRepo, ...] = (
+    QWEN_IMAGE,
+    QWEN_IMAGE_EDIT_2509,
+    NUNCHAKU_QWEN_IMAGE,
+    NUNCHAKU_QWEN_IMAGE_EDIT_2509,
+    QWEN_IMAGE_LIGHTNING,
+)
+
+
+def unpinned_repos() -> list[str]:
+    """The repositories still read at a branch, not a commit hash."""
+    return [repo.repo_id for repo in MODEL_REPOS if not repo.pinned]
+
+
+def hub_offline() -> bool:
+    """HF_HUB_OFFLINE for the GPU containers: on once every repository is pinned to a commit (the volume then holds
+    exactly those files after `download_weights`), so a cold start never waits for the Hub."""
+    return not unpinned_repos()
 
 # The Lightning LoRA fused into the BF16 transformer of the `bf16` variant (8 steps, true CFG off), the same
 # distillation the Nunchaku lightning-8 checkpoint was built from.
@@ -109,3 +162,24 @@ NUNCHAKU_FILES: dict[str, str] = {
 }
 NUNCHAKU_RANKS = (32, 128)
 NUNCHAKU_DEFAULT_RANK = 32
+
+
+# ## The version a deployed app reports
+
+
+def pins_digest() -> str:
+    """12 hex digits identifying everything above: Python, packages, wheel, model repositories and revisions, files.
+
+    The worker and the deployed app compute it from their own copy of this module, so two different digests mean
+    the app was deployed from other pins than the worker runs with."""
+    data = {
+        "python": PYTHON_VERSION,
+        "packages": list(IMAGE_PACKAGES),
+        "wheel": NUNCHAKU_WHEEL_URL,
+        "repos": [asdict(repo) for repo in MODEL_REPOS],
+        "lightning_lora": LIGHTNING_LORA_FILES,
+        "nunchaku_files": NUNCHAKU_FILES,
+        "ranks": [list(NUNCHAKU_RANKS), NUNCHAKU_DEFAULT_RANK],
+    }
+    encoded = json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(encoded).hexdigest()[:12]

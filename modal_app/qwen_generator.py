@@ -10,8 +10,10 @@
 # [Nunchaku](https://github.com/nunchaku-tech/nunchaku) (SVDQuant). The 4-bit transformer is about 12.7 GB instead
 # of 41 GB, so a whole pipeline fits a 48 GB L40S with room to spare and a 24 GB A10 or L4 with model offload.
 
-# The worker calls one method, `QwenGenerator.generate`, which streams an event per denoising step and then the
-# PNG. The worker turns those events into the job's progress, and cancels the call when the job is canceled.
+# The worker `spawn`s one method, `run(job_id, request)`, which returns the PNG and how it was made. A spawned
+# call has an id at once, even while it waits for a container, so the worker records it on the job and can
+# cancel it from the first second; progress travels through a `modal.Queue` partition keyed by the job id.
+# `modal_app/protocol.py` is the contract between the two sides (events, deadlines, versions).
 
 # The pipeline code itself (loading, the Lightning scheduler, request to call arguments, PNG encoding) lives in
 # `modal_app/pipeline.py`, a plain module that the worker's `local` and `tiny` backends use as well. This file only
@@ -21,42 +23,82 @@
 
 # ```bash
 # modal run modal_app/qwen_generator.py --prompt "A majestic dragon"        # lightning-8 on a GPU
-# modal run modal_app/qwen_generator.py --variant tiny                       # random tiny weights on CPU
+# modal run modal_app/qwen_generator.py --variant tiny                       # random tiny weights, on a CPU container
+# modal run modal_app/qwen_generator.py::download_weights                    # fill the weights volume (deploy step)
 # modal deploy modal_app/qwen_generator.py                                   # what the worker calls
 # ```
 
-# Only the standard library, `modal` and `modal_app.pins` (plain constants) are imported at the top of this file,
-# so it imports on a laptop (and in the worker) without torch; the pipeline is imported under `image.imports()`.
+# Only the standard library, `modal` and `modal_app.pins`/`protocol` (plain constants) are imported at the top of
+# this file, so it imports on a laptop (and in the worker) without torch; the pipeline is imported under
+# `image.imports()`.
 
+import contextlib
+import logging
 import os
 import time
-from collections.abc import Iterable
+from collections import defaultdict
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import modal
 
-from modal_app import pins
+from modal_app import pins, protocol
+
+log = logging.getLogger("tenkaigen.modal_app")
 
 # ## Constants
 
 MINUTES = 60  # seconds
+GIB = 1024  # MiB
 APP_NAME = "tenkaigen-qwen"
 CACHE_DIR = pins.HF_CACHE_DIR  # the Hugging Face cache lives on a Modal Volume mounted here
 
 # Nunchaku ships kernels for Turing, Ampere, Ada and consumer Blackwell only. H100/H200 (sm_90) and B200
-# (sm_100) have no 4-bit tensor cores it can use, so they are never on this list. The order is the preference:
-# L40S runs the whole pipeline resident; A10 and L4 need model offload; A100 works but Nunchaku is not tuned
-# for it (same speed as BF16 in upstream reports), so it is the last resort.
-NUNCHAKU_GPUS = ["L40S", "A10", "L4", "A100"]
+# (sm_100) have no 4-bit tensor cores it can use, so they are never on a list below. The GPUs are split in two
+# pools because they need different container memory, which Modal bills whether it is used or not ("charged
+# based on whichever is higher: your reservation or actual usage", https://modal.com/docs/guide/resources):
+# - RESIDENT_GPUS hold the whole ~30 GB pipeline on the GPU, so the container needs little RAM. L40S first;
+#   A100 last: Nunchaku is not tuned for compute cards and upstream reports it slower per step than BF16 on
+#   an A100-80GB (nunchaku issues #701 and #899), so measure it before relying on it.
+# - OFFLOAD_GPUS (24 GB) keep the text encoder and transformer in RAM and move them in per image.
+RESIDENT_GPUS = ["L40S", "A100"]
+OFFLOAD_GPUS = ["A10", "L4"]
+NUNCHAKU_GPUS = RESIDENT_GPUS + OFFLOAD_GPUS
 
-# Container RAM holds the offloaded weights on 24 GB cards (text encoder 16.6 GB + transformer 12.7 GB).
-GPU_CONTAINER_MEMORY_MIB = 40 * 1024
+# Container memory requests (MiB), estimated from the checkpoint sizes: resident pools only stage weights in RAM
+# while loading; offload pools keep text encoder (16.6 GB) + transformer (12.7 GB) in RAM for good.
+RESIDENT_MEMORY_MIB = 24 * GIB
+OFFLOAD_MEMORY_MIB = 40 * GIB
+# The bf16 variant (41 GB transformer + 17 GB text encoder) stages ~58 GB in RAM while loading; the worker asks
+# for it with `with_options(gpu="A100-80GB", memory=BF16_MEMORY_MIB)` (worker/backends/modal.py).
+BF16_MEMORY_MIB = 64 * GIB
+
+
+def warm_pool(environ: Mapping[str, str] = os.environ) -> dict[str, int]:
+    """The warm pool of each GPU pool, read when `modal deploy` imports this file (not by the worker).
+
+    TENKAIGEN_MODAL_MIN_CONTAINERS keeps that many containers of each variant pool up at all times (billed idle);
+    TENKAIGEN_MODAL_BUFFER_CONTAINERS keeps that many idle ones on top of the busy ones while the pool is active.
+    Both default to 0 (scale to zero). To raise a pool for busy hours without redeploying, use
+    `python -m modal_app.warm_pool` (docs/deploy.md, "Warm pool")."""
+    pool = {"max_containers": int(environ.get("TENKAIGEN_MODAL_MAX_CONTAINERS", "4"))}
+    for name, key in (("min_containers", "TENKAIGEN_MODAL_MIN_CONTAINERS"),
+                      ("buffer_containers", "TENKAIGEN_MODAL_BUFFER_CONTAINERS")):
+        value = int(environ.get(key, "0"))
+        if value < 0:
+            raise ValueError(f"{key}: {value} is negative; use 0 to scale to zero")
+        if value:
+            pool[name] = value
+    return pool
+
 
 # ## The container image
 
 # Every version comes from `modal_app/pins.py`. The Nunchaku wheel is installed by URL from its GitHub release in
 # the same resolution as the pinned packages, so it cannot pull in another diffusers; a bare `nunchaku` would
-# install PyPI's unrelated package of the same name.
+# install PyPI's unrelated package of the same name. Once every model repository is pinned to a commit hash,
+# HF_HUB_OFFLINE=1: containers read the volume only and never wait for the Hub.
 
 image = (
     modal.Image.debian_slim(python_version=pins.PYTHON_VERSION)
@@ -65,6 +107,7 @@ image = (
         {
             "HF_HOME": CACHE_DIR,
             "HF_XET_HIGH_PERFORMANCE": "1",
+            "HF_HUB_OFFLINE": "1" if pins.hub_offline() else "0",
             "TOKENIZERS_PARALLELISM": "false",
         }
     )
@@ -76,95 +119,228 @@ with image.imports():
 
 # ## Cache model weights
 
-# The first container downloads about 30 GB (the Qwen-Image text encoder and VAE, and one Nunchaku transformer)
-# into this Volume; later containers read them from it. `download_weights` below fills it without a GPU.
+# The first container would download about 30 GB (the Qwen-Image text encoder and VAE, and one Nunchaku
+# transformer) into this Volume; `download_weights` below fills it without a GPU, and is a deploy step: the GPU
+# classes' startup_timeout leaves no room for the download.
 
 hf_cache = modal.Volume.from_name("tenkaigen-hf-cache", create_if_missing=True)
 
 app = modal.App(APP_NAME, image=image)
 
+# ## Progress: a Queue partition per job
+
+# `.local()` (tests, no Modal account) has no Queue to reach, so events go to LOCAL_PROGRESS there; in a container
+# they go to the named Queue the worker reads.
+
+
+class LocalProgress:
+    """An in-process stand-in for the progress Queue, used when the method runs through `.local()`."""
+
+    def __init__(self) -> None:
+        self.partitions: dict[str, list[dict[str, Any]]] = defaultdict(list)
+
+    def put(self, event: dict[str, Any], *, partition: str, **_: Any) -> None:
+        self.partitions[partition].append(event)
+
+
+LOCAL_PROGRESS = LocalProgress()
+
+
+class ProgressChannel:
+    """Puts a job's events into its partition; a failed put is logged once and never fails the generation."""
+
+    def __init__(self, queue: Any, partition: str) -> None:
+        self.queue, self.partition, self.failed = queue, partition, False
+
+    def put(self, event: dict[str, Any]) -> None:
+        try:
+            self.queue.put(
+                event, partition=self.partition, partition_ttl=protocol.PROGRESS_PARTITION_TTL_S, timeout=5
+            )
+        except Exception as exc:  # progress is best effort; the result still comes back as the return value
+            if not self.failed:
+                log.warning("progress for partition %s not delivered: %s", self.partition, exc)
+            self.failed = True
+
+
+def progress_channel(job_id: str) -> ProgressChannel:
+    partition = protocol.partition_key(job_id)
+    if modal.is_local():
+        return ProgressChannel(LOCAL_PROGRESS, partition)
+    return ProgressChannel(modal.Queue.from_name(protocol.PROGRESS_QUEUE_NAME, create_if_missing=True), partition)
+
+
 # ## The generator
 
-# The class body is shared by two Modal classes: `QwenGenerator` on the Nunchaku GPU list, for every real
-# variant, and `QwenGeneratorCPU` for the `tiny` variant (random weights, a smoke test of a deployment that
-# costs no GPU time). Each value of the `variant` and `rank` parameters is its own autoscaling pool of
-# containers, so a container loads exactly one model once, in `@modal.enter()`.
+# The class body is shared by three Modal classes: `QwenGenerator` (resident pool) and `QwenGeneratorOffload`
+# (24 GB cards) for every real variant, and `QwenGeneratorCPU` for the `tiny` variant (random weights, a smoke
+# test of a deployment that costs no GPU time). Each value of the `variant` and `rank` parameters is its own
+# autoscaling pool of containers, so a container loads exactly one model once.
 
-# `generate` is a generator: Modal streams what it yields to the caller's `remote_gen`. Events are plain dicts:
-
-# - `{"type": "started", "call_id": …}` first: the function call id, which the worker needs to cancel the call;
-# - `{"type": "progress", "step": i, "total": n}` after each denoising step;
-# - `{"type": "result", "png": bytes, "seed", "steps", "variant", "width", "height", "timings", "gpu_type"}` last,
-#   with the parameters actually used and `timings` = `load_s` (model load charged to the container's first
-#   request, 0.0 afterwards), `inference_s`, `encode_s`;
-# - or `{"type": "error", "code": "bad_request", "message": …}` for a request that can never succeed.
-
-# When the call is cancelled, Modal raises `InputCancellation` in the container; `pipeline.stream` turns that
-# into a cancel event that stops the denoising loop after the current step.
+# Loading is split for memory snapshots (https://modal.com/docs/guide/memory-snapshot): `prepare`
+# (`snap=True`) runs before the snapshot and must not touch CUDA (no GPU is attached then; Nunchaku's loader asks
+# CUDA for the compute capability), so it imports the inference stack (torch, diffusers, transformers: seconds of
+# every cold start) and builds CPU-only variants whole; `load` (`snap=False`) runs after each restore and loads
+# the weights onto the GPU. A load error that no retry can fix (`protocol.permanent_load_error`) is kept, not
+# raised: the container then answers each call with an `unsupported_environment` error at once, which the worker
+# turns into a ConfigurationError (job handed back, claims paused), instead of crash-looping GPU containers.
 
 
 class _QwenGeneratorBody:
     variant: str
     rank: int
 
-    @modal.enter()
-    def load(self) -> None:
-        self.loaded = pipeline.load_pipeline(self.variant, rank=self.rank)
+    @modal.enter(snap=True)
+    def prepare(self) -> None:
+        self.loaded: Any = None
+        self.load_error: str | None = None
+        self.load_started = time.perf_counter()
+        try:
+            spec = pipeline.variant_spec(self.variant)
+            import_inference_stack()
+            if not spec.device.startswith("cuda"):
+                self.loaded = pipeline.load_pipeline(self.variant, rank=self.rank)
+        except Exception as exc:
+            self._keep_load_error(exc)
 
-    @modal.method(is_generator=True)
-    def generate(self, request: dict):
-        yield {
-            "type": "started",
+    @modal.enter(snap=False)
+    def load(self) -> None:
+        if self.loaded is not None or self.load_error is not None:
+            return
+        try:
+            self.loaded = pipeline.load_pipeline(self.variant, rank=self.rank)
+        except Exception as exc:
+            self._keep_load_error(exc)
+
+    def _keep_load_error(self, exc: Exception) -> None:
+        message = load_error_message(exc, self.variant)
+        if message is None:
+            raise exc  # e.g. the Hub or the volume failed: a new container may succeed
+        log.error("variant %s cannot be loaded here: %s", self.variant, message)
+        self.load_error = message
+
+    @modal.method()
+    def run(self, job_id: str, request: dict[str, Any]) -> dict[str, Any]:
+        header = {
             "call_id": modal.current_function_call_id(),
-            "variant": self.variant,
-            "gpu_type": self.loaded.gpu_type,
+            "job_id": job_id,
+            "app_version": protocol.app_version(),
         }
+        if self.load_error is not None:
+            return {"type": "error", "code": protocol.ERROR_UNSUPPORTED_ENVIRONMENT, "message": self.load_error,
+                    **header}
+        channel = progress_channel(job_id)
+        channel.put(
+            {
+                "type": "started",
+                "variant": self.variant,
+                "gpu_type": self.loaded.gpu_type,
+                "offload": self.loaded.offload,
+                **header,
+            }
+        )
         try:
             parsed = pipeline.PipelineRequest.from_dict(request, variant=self.variant)
         except pipeline.InvalidRequest as exc:
-            yield pipeline.error_event(exc)
-            return
-        yield from pipeline.stream(self.loaded, parsed)
+            return {**pipeline.error_event(exc), **header}
+        # closing(): when Modal cancels the input it raises InputCancellation in this thread; closing the stream
+        # sets the pipeline's cancel event and waits for the denoising thread to stop.
+        with contextlib.closing(pipeline.stream(self.loaded, parsed)) as events:
+            for event in events:
+                if event["type"] == "progress":
+                    channel.put({**event, **header})
+                else:
+                    return {**event, **header}
+        return {"type": "error", "code": "internal", "message": "the pipeline ended without a result", **header}
 
 
-@app.cls(
-    gpu=NUNCHAKU_GPUS,
-    memory=GPU_CONTAINER_MEMORY_MIB,
-    volumes={CACHE_DIR: hf_cache},
-    timeout=10 * MINUTES,  # one image; base at 50 steps is the longest
-    startup_timeout=30 * MINUTES,  # the first container downloads ~30 GB
-    scaledown_window=2 * MINUTES,
-    max_containers=int(os.environ.get("TENKAIGEN_MODAL_MAX_CONTAINERS", "4")),
-)
+def import_inference_stack() -> None:
+    """Import what every load needs, without touching CUDA (safe before a memory snapshot)."""
+    import diffusers  # noqa: F401
+    import torch  # noqa: F401
+    import transformers  # noqa: F401
+    from diffusers import FlowMatchEulerDiscreteScheduler, QwenImageEditPlusPipeline, QwenImagePipeline  # noqa: F401
+
+
+def load_error_message(exc: BaseException, variant: str) -> str | None:
+    """The message of a load error no retry fixes (see protocol.permanent_load_error), else None."""
+    to_environment = getattr(pipeline, "environment_error", None)
+    if to_environment is not None:
+        unsupported = to_environment(exc, variant=variant)
+        if unsupported is not None:
+            return str(unsupported)
+    return protocol.permanent_load_error(exc)
+
+
+GPU_CLASS_OPTIONS: dict[str, Any] = {
+    "volumes": {CACHE_DIR: hf_cache},
+    "timeout": protocol.EXECUTION_TIMEOUT_S,
+    "startup_timeout": protocol.STARTUP_TIMEOUT_S,
+    "scaledown_window": 2 * MINUTES,
+    "enable_memory_snapshot": True,
+    **warm_pool(),
+}
+
+
+@app.cls(gpu=RESIDENT_GPUS, memory=RESIDENT_MEMORY_MIB, **GPU_CLASS_OPTIONS)
 class QwenGenerator(_QwenGeneratorBody):
     variant: str = modal.parameter(default="lightning-8")
     rank: int = modal.parameter(default=pins.NUNCHAKU_DEFAULT_RANK)  # 32, or 128 for better quality
 
 
-@app.cls(cpu=2.0, memory=4 * 1024, timeout=5 * MINUTES, scaledown_window=1 * MINUTES)
+@app.cls(gpu=OFFLOAD_GPUS, memory=OFFLOAD_MEMORY_MIB, **GPU_CLASS_OPTIONS)
+class QwenGeneratorOffload(_QwenGeneratorBody):
+    variant: str = modal.parameter(default="lightning-8")
+    rank: int = modal.parameter(default=pins.NUNCHAKU_DEFAULT_RANK)
+
+
+@app.cls(cpu=2.0, memory=4 * GIB, timeout=5 * MINUTES, scaledown_window=1 * MINUTES, enable_memory_snapshot=True)
 class QwenGeneratorCPU(_QwenGeneratorBody):
     variant: str = modal.parameter(default="tiny")
     rank: int = modal.parameter(default=pins.NUNCHAKU_DEFAULT_RANK)  # unused by tiny; keeps one call shape
 
 
-# ## Fill the weights cache
+# ## Fill the weights cache, then pin it
 
 # `modal run modal_app/qwen_generator.py::download_weights --variant base` downloads one variant's weights on a
-# CPU container, so the first GPU container does not spend its startup on downloads.
+# CPU container (HF_HUB_OFFLINE is off here whatever the pins say), so GPU containers never download.
+# `::model_revisions` prints the commit hash each cached repository is at, to paste into pins.py.
 
 
-@app.function(volumes={CACHE_DIR: hf_cache}, cpu=4.0, memory=8 * 1024, timeout=60 * MINUTES)
+@app.function(
+    volumes={CACHE_DIR: hf_cache}, cpu=4.0, memory=8 * GIB, timeout=60 * MINUTES, env={"HF_HUB_OFFLINE": "0"}
+)
 def download_weights(variant: str = "lightning-8", rank: int = pins.NUNCHAKU_DEFAULT_RANK) -> list[str]:
     paths = pipeline.prefetch_weights(variant, rank=rank)
     hf_cache.commit()
     return paths
 
 
+@app.function(volumes={CACHE_DIR: hf_cache}, cpu=1.0, timeout=5 * MINUTES)
+def model_revisions() -> dict[str, str | None]:
+    found = cached_revisions(Path(CACHE_DIR) / "hub")
+    for repo_id, commit in found.items():
+        print(f"{repo_id}: {commit or 'not on the volume'}")
+    return found
+
+
+def cached_revisions(hub_cache: Path, branch: str = pins.UNPINNED) -> dict[str, str | None]:
+    """The commit hash `branch` pointed to when each repository of pins.MODEL_REPOS was downloaded into the
+    Hugging Face cache (`models--<org>--<name>/refs/<branch>`), or None for a repository not in the cache."""
+    found: dict[str, str | None] = {}
+    for repo in pins.MODEL_REPOS:
+        ref = hub_cache / f"models--{repo.repo_id.replace('/', '--')}" / "refs" / branch
+        found[repo.repo_id] = ref.read_text().strip() if ref.is_file() else None
+    return found
+
+
 # ## Generate from the command line
 
-# `modal run modal_app/qwen_generator.py` calls the deployed-shape class exactly as the worker does, prints the
-# progress and timings, and writes `test_output.png`. `--steps 0` and `--seed -1` mean the variant's default
-# step count and a random seed.
+# `modal run modal_app/qwen_generator.py` spawns the `run` method of an ephemeral copy of the app exactly as the
+# worker does with the deployed one, waits for the result, prints the GPU, the offload mode and the timings, and
+# writes `test_output.png`. `--steps 0` and `--seed -1` mean the variant's default step count and a random seed.
+# `--variant tiny` runs `QwenGeneratorCPU` (random weights on a CPU container), the GPU variants `QwenGenerator`
+# (`--pool offload` for `QwenGeneratorOffload`).
 
 
 @app.local_entrypoint()
@@ -178,37 +354,47 @@ def main(
     rank: int = pins.NUNCHAKU_DEFAULT_RANK,
     init_image: str = "",
     output: str = "test_output.png",
+    pool: str = "resident",
 ) -> None:
-    request: dict = {"prompt": prompt, "variant": variant, "width": width, "height": height}
+    request: dict[str, Any] = {"prompt": prompt, "variant": variant, "width": width, "height": height}
     if steps > 0:
         request["steps"] = steps
     if seed >= 0:
         request["seed"] = seed
     if init_image:
         request["init_image"] = Path(init_image).read_bytes()
-    generator_cls = QwenGeneratorCPU if variant == "tiny" else QwenGenerator
     started = time.perf_counter()
-    result = save_result(generator_cls(variant=variant, rank=rank).generate.remote_gen(request), output)
-    print(
-        f"wrote {output}: {result['width']}x{result['height']}, {result['steps']} steps, seed {result['seed']}, "
-        f"on {result['gpu_type']}; round trip {time.perf_counter() - started:.1f}s, timings {result['timings']}"
-    )
+    call = generator_class(variant, pool)(variant=variant, rank=rank).run.spawn(f"cli-{time.time_ns()}", request)
+    print(f"spawned call {call.object_id} (cancel it with modal.FunctionCall.from_id(...).cancel())")
+    result = save_result(call.get(), output)
+    print(describe_result(result, output, time.perf_counter() - started))
 
 
 # ## Helpers
 
 
-def save_result(events: Iterable[dict], output: str | os.PathLike) -> dict:
-    """Consume a `generate` event stream, print progress, write the PNG, return the result event."""
-    result = None
-    for event in events:
-        if event["type"] == "progress":
-            print(f"step {event['step']}/{event['total']}")
-        elif event["type"] == "error":
-            raise SystemExit(f"the generator rejected the request: {event['message']}")
-        elif event["type"] == "result":
-            result = event
-    if result is None:
+def generator_class(variant: str, pool: str = "resident") -> Any:
+    """The class a variant runs on from the command line: CPU for tiny, else the resident or offload GPU pool."""
+    if variant == "tiny":
+        return QwenGeneratorCPU
+    if pool not in ("resident", "offload"):
+        raise SystemExit(f"--pool: {pool!r} is not resident or offload")
+    return QwenGeneratorOffload if pool == "offload" else QwenGenerator
+
+
+def save_result(outcome: dict[str, Any], output: str | os.PathLike[str]) -> dict[str, Any]:
+    """Check a `run` outcome, write its PNG, return it."""
+    if outcome.get("type") == "error":
+        raise SystemExit(f"the generator answered {outcome.get('code')}: {outcome.get('message')}")
+    if outcome.get("type") != "result":
         raise SystemExit("the generator ended without a result")
-    Path(output).write_bytes(result["png"])
-    return result
+    Path(output).write_bytes(outcome["png"])
+    return outcome
+
+
+def describe_result(result: dict[str, Any], output: str, round_trip_s: float) -> str:
+    return (
+        f"wrote {output}: {result['width']}x{result['height']}, {result['steps']} steps, seed {result['seed']}, "
+        f"on {result['gpu_type']} (offload: {result.get('offload', 'none')}), app {result.get('app_version')}; "
+        f"round trip {round_trip_s:.1f}s, timings {result['timings']}"
+    )

@@ -57,6 +57,10 @@ TRANSACTION_POOLER_PORT = 6543
 OTHER_VARIABLES: dict[str, str] = {
     "TENKAIGEN_MODAL_MAX_CONTAINERS": "Read by `modal deploy modal_app/qwen_generator.py`, not by the worker: caps the "
                                       "GPU containers of each pool (default 4).",
+    "TENKAIGEN_MODAL_MIN_CONTAINERS": "Read by `modal deploy modal_app/qwen_generator.py`, not by the worker: warm "
+                                      "containers each GPU pool keeps at all times (default 0).",
+    "TENKAIGEN_MODAL_BUFFER_CONTAINERS": "Read by `modal deploy modal_app/qwen_generator.py`, not by the worker: idle "
+                                         "containers kept on top of the busy ones while a pool is active (default 0).",
     "TENKAIGEN_CHAOS_LATENCY": "Test double `chaos` only (scripts/chaos): per-call latency 'min,max' in seconds.",
     "TENKAIGEN_CHAOS_SEED": "Test double `chaos` only (scripts/chaos): seed of its fault plan.",
     "TENKAIGEN_CHAOS_STATE_DIR": "Test double `chaos` only (scripts/chaos): directory its processes share.",
@@ -121,7 +125,9 @@ class Settings(BaseSettings):
                                             "timeout above it).")
     generation_timeout_seconds: float = Field(
         default=GENERATION_TIMEOUT_DEFAULT, gt=0, le=24 * 3600,
-        description="Deadline of one backend call; a call past it is stopped and the attempt retried (transient).")
+        description="Deadline of one backend call, from start to result (for modal: queueing, cold start and "
+                    "denoising); a call past it is stopped (modal: its input cancelled) and the attempt retried "
+                    "(transient). Keep it at most the Modal app's startup + execution timeouts (600 + 600 s).")
     max_result_bytes: int = Field(
         default=MAX_RESULT_BYTES_DEFAULT, ge=1,
         description="Largest PNG a backend may return; a bigger one is refused before upload "
@@ -158,10 +164,15 @@ class Settings(BaseSettings):
     placeholder_step_seconds: float = Field(
         default=0.0, ge=0, le=10, description="Placeholder backend: pause per fake step (to watch progress).")
     modal_app_name: str = Field(default="tenkaigen-qwen", description="Deployed Modal app of the modal backend.")
-    modal_class_name: str = Field(default="QwenGenerator", description="Modal class serving the GPU variants.")
+    modal_class_name: str = Field(default="QwenGenerator",
+                                  description="Modal class serving the GPU variants: QwenGenerator (L40S/A100, "
+                                              "whole pipeline on the GPU) or QwenGeneratorOffload (A10/L4, offload).")
     modal_cpu_class_name: str = Field(default="QwenGeneratorCPU",
                                       description="Modal class serving the tiny (CPU) variant.")
     modal_environment: str | None = Field(default=None, description="Modal environment (default: the profile's).")
+    modal_progress_queue: str = Field(default="tenkaigen-progress",
+                                      description="Named modal.Queue the app streams progress through (one partition "
+                                                  "per job); must match modal_app/protocol.py PROGRESS_QUEUE_NAME.")
     local_device: str = Field(default="cuda", description="Torch device of the local backend.")
     nunchaku_rank: int = Field(default=32, ge=1, le=1024,
                                description="Nunchaku SVDQuant rank of the 4-bit weights (32 or 128).")

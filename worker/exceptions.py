@@ -50,6 +50,14 @@ class WorkerFault(TenkaigenError):
     error_code = "worker_fault"
 
 
+class BackendRestarted(TenkaigenError):
+    """The backend's app was redeployed or stopped while it ran the job (Modal terminated the call). Neither the
+    job's fault nor the worker's: the job is handed back without using an attempt (`queue.release_jobs`), and
+    claims go on. A backend raises it at most once per job and process; a second time is a Transient."""
+
+    error_code = "backend_restarted"
+
+
 class InvalidBackendResult(Transient):
     """The backend returned something that is not the PNG that was asked for (empty, too large, not a PNG,
     truncated, or of another size). Nothing is uploaded. Transient on purpose: a backend answering garbage is

@@ -44,6 +44,9 @@ class Job:
     """What the backend gets (the database already resolved the style preset); the init image is added later."""
     init_image_path: str | None = None
     style: str | None = None
+    previous_call_id: str | None = None
+    """The backend call an earlier attempt started (`backend_call_id` as claimed: a crash or a release keeps it), for
+    the backend to re-attach to instead of generating again."""
     id_text: str = field(default="", compare=False)
     """The id as text, formatted once (it goes into logs, requests and the completion)."""
     result_key: str = field(default="", compare=False)
@@ -76,7 +79,7 @@ class Job:
         )
         return cls(id=job_id, user_id=row["user_id"], attempt=row["attempts"], max_attempts=row["max_attempts"],
                    request=request, init_image_path=row.get("init_image_path"), style=row.get("style"),
-                   id_text=id_text)
+                   previous_call_id=row.get("backend_call_id"), id_text=id_text)
 
     def to_request(self, init_image: bytes | None = None) -> GenerationRequest:
         """The backend request, with the edit job's init image when there is one."""

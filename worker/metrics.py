@@ -130,6 +130,9 @@ class Metrics:
         self.jobs_purged = Counter("tenkaigen_jobs_purged", "Finished jobs purged by retention.", registry=r)
         self.listener_reconnects = Counter("tenkaigen_listener_reconnects", "Times the LISTEN connection was "
                                            "re-established after it broke.", registry=r)
+        self.backend_version_mismatch = Counter(
+            "tenkaigen_backend_version_mismatch", "Backend calls answered by an app of another version than this "
+            "worker's (package version or inference pins), by the app's version.", ["app_version"], registry=r)
         self.queue = QueueGauges()
         r.register(self.queue)
 

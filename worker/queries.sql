@@ -6,7 +6,7 @@
 -- claim_jobs --
 -- Claim up to max_jobs queued jobs: queued -> running, attempts + 1, leased to this worker (the columns a backend needs).
 select id, user_id, attempts, max_attempts, resolved_prompt, negative_prompt, variant, width, height, steps,
-       true_cfg_scale, seed, init_image_path, style, lora, lora_scale
+       true_cfg_scale, seed, init_image_path, style, lora, lora_scale, backend_call_id
 from queue.claim_jobs(%(worker_id)s, %(max_jobs)s, %(lease_seconds)s);
 
 -- renew_leases --
@@ -17,6 +17,10 @@ from queue.renew_leases(%(worker_id)s, %(job_ids)s::uuid[], %(attempts)s::intege
 -- report_progress --
 -- Record progress 0..1 of one attempt; false = the lease is lost.
 select queue.report_progress(%(worker_id)s, %(job_id)s, %(attempt)s, %(progress)s::real);
+
+-- record_backend_call --
+-- Record the backend call id of an attempt this worker holds as soon as the call exists; false = the lease is lost.
+select queue.record_backend_call(%(worker_id)s, %(job_id)s, %(attempt)s, %(call_id)s);
 
 -- complete_jobs --
 -- Mark a batch of jobs succeeded (fenced per job); returns the ids completed, a missing id lost its lease.

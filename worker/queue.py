@@ -213,6 +213,11 @@ class QueueClient:
         return bool(await self._fetchval("report_progress", {
             "worker_id": self.worker_id, "job_id": job_id, "attempt": attempt, "progress": progress}))
 
+    async def record_backend_call(self, job_id: UUID, attempt: int, call_id: str) -> bool:
+        """Record the attempt's backend call id (a Modal FunctionCall id) as soon as it exists; False = lease lost."""
+        return bool(await self._fetchval("record_backend_call", {
+            "worker_id": self.worker_id, "job_id": job_id, "attempt": attempt, "call_id": call_id}))
+
     async def complete_jobs(self, completions: Iterable[Completion]) -> set[UUID]:
         """The ids completed; a job missing from the set lost its lease (its result must be dropped)."""
         results = [c.to_json() for c in completions]

@@ -51,7 +51,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 from uuid import UUID
 
-from worker.backends.base import Backend, GenerationResult
+from worker.backends.base import Backend, CallTracker, GenerationResult, generate_with_calls
 from worker.config import (
     CONCURRENCY_DEFAULT,
     GENERATION_TIMEOUT_DEFAULT,
@@ -61,7 +61,14 @@ from worker.config import (
     PROGRESS_INTERVAL_DEFAULT,
 )
 from worker.db import CANCEL_CHANNEL, QUEUED_CHANNEL, Listener
-from worker.exceptions import BadRequest, ConfigurationError, LeaseLost, Transient, WorkerFault
+from worker.exceptions import (
+    BackendRestarted,
+    BadRequest,
+    ConfigurationError,
+    LeaseLost,
+    Transient,
+    WorkerFault,
+)
 from worker.jobs import Job
 from worker.logging import logger
 from worker.metrics import Metrics
@@ -475,8 +482,9 @@ class Runner:
                 started = time.monotonic()
                 self._set_deadline(active, self.generation_timeout,
                                    f"generation timed out after {self.generation_timeout:g} s")
-                result = await self.backend.generate(
-                    job.to_request(init_image), lambda step, total: self._on_progress(active, step, total))
+                result = await generate_with_calls(
+                    self.backend, job.to_request(init_image),
+                    lambda step, total: self._on_progress(active, step, total), self._call_tracker(active))
                 active.deadline = math.inf
                 self.metrics.generation_seconds.observe(time.monotonic() - started)
                 check_png(result.png, width=job.request.width, height=job.request.height,
@@ -625,6 +633,11 @@ class Runner:
     async def _after_error(self, active: ActiveJob, exc: Exception) -> str:
         if isinstance(exc, WorkerFault | ConfigurationError):   # e.g. Modal refuses the token, app not deployed
             return await self._hand_back(active, exc)
+        if isinstance(exc, BackendRestarted):                   # a redeploy ended the call: no attempt used, no pause
+            self.metrics.backend_errors.labels(exc.error_code).inc()
+            log.warning("job handed back: %s", exc, extra=active.log_extra("release_jobs", error_code=exc.error_code))
+            released = await self._shielded_write("release_jobs", lambda: self.queue.release_jobs([active.held]))
+            return "released" if released else "lease_lost"
         if isinstance(exc, LeaseLost):
             log.warning("lease lost: %s", exc, extra=active.log_extra("fail_job"))
             return "lease_lost"
@@ -670,6 +683,26 @@ class Runner:
             log.info("worker fault cleared: a job succeeded again", extra={"action": "complete_jobs"})
         self._fault_pause = 0.0
         self.health.fault = None
+
+    # ## Backend calls (call-tracking backends: Modal)
+    def _call_tracker(self, active: ActiveJob) -> CallTracker:
+        """The previous attempt's call to re-attach to, how to record a new one, and when to leave it running: a job
+        stopped by shutdown or a lost lease goes to another worker, which re-attaches to the call."""
+        return CallTracker(previous_call_id=active.job.previous_call_id,
+                           record=lambda call_id: self._record_call(active, call_id),
+                           keep_running=lambda: active.stop_reason in ("shutdown", "lease_lost"),
+                           on_version_mismatch=lambda app: self.metrics.backend_version_mismatch.labels(app).inc())
+
+    async def _record_call(self, active: ActiveJob, call_id: str) -> bool:
+        """Record the call id on the job row; False = the lease is lost. An unreachable database is no reason to stop a
+        generation that is already paid for: the call then simply cannot be re-attached after a crash."""
+        try:
+            return await self.queue.record_backend_call(active.job.id, active.job.attempt, call_id)
+        except DatabaseUnavailable:
+            self.metrics.db_errors.labels("record_backend_call").inc()
+            log.warning("could not record backend call %s: database unavailable", call_id,
+                        extra=active.log_extra("record_backend_call"))
+            return True
 
     # ## Progress
     async def _on_progress(self, active: ActiveJob, step: int, total: int) -> None:

@@ -38,7 +38,7 @@ def test_names_follow_the_prometheus_naming_practices() -> None:
     assert counters == {"tenkaigen_jobs_claimed", "tenkaigen_jobs_finished", "tenkaigen_backend_errors",
                         "tenkaigen_db_errors", "tenkaigen_progress_writes", "tenkaigen_cost_usd",
                         "tenkaigen_gpu_seconds", "tenkaigen_leases_reaped", "tenkaigen_jobs_purged",
-                        "tenkaigen_listener_reconnects"}
+                        "tenkaigen_listener_reconnects", "tenkaigen_backend_version_mismatch"}
     text = Metrics().render().decode()
     assert "# TYPE tenkaigen_listener_reconnects_total counter" in text, "reconnects are counted, not gauged"
     assert "tenkaigen_cost_usd_total 0.0" in text and "tenkaigen_gpu_seconds_total 0.0" in text

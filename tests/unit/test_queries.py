@@ -14,7 +14,7 @@ WORKER = ROOT / "worker"
 SCRIPTS = ROOT / "scripts"
 QUEUE_FUNCTIONS = ("claim_jobs", "renew_leases", "report_progress", "complete_jobs", "fail_job",
                    "acknowledge_cancel", "release_jobs", "reap_expired_leases", "purge_finished_jobs",
-                   "requeue_job", "cancel_job")
+                   "requeue_job", "cancel_job", "record_backend_call")
 
 
 def test_the_parser_splits_named_blocks_and_drops_their_descriptions() -> None:

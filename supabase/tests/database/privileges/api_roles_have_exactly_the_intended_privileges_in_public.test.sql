@@ -15,7 +15,9 @@ select is_empty($$select c.relname from pg_class c
 select functions_are('public', array['cancel_generation_job', 'generation_job_queue_position', 'generation_job_update',
                                      'generation_jobs_prepare_request', 'generation_jobs_guard_transition',
                                      'generation_jobs_enforce_quota', 'generation_jobs_notify_queued',
-                                     'generation_jobs_broadcast_inserted', 'generation_jobs_broadcast_updated'],
+                                     'generation_jobs_broadcast_inserted', 'generation_jobs_broadcast_updated',
+                                     'generation_styles_check_true_cfg_scale',
+                                     'generation_variants_check_true_cfg_scale'],
                      'public has the client RPCs, the payload projection and the trigger functions');
 
 -- TEST: table-level privileges, every privilege kind, for each API role

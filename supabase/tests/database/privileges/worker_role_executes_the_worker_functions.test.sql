@@ -20,7 +20,8 @@ select set_eq(
         'queue.try_lead(text,integer)',
         'queue.resign_lead(text)',
         'queue.record_cost_alert(numeric,integer,interval)',
-        'queue.finish_cost_alert(date,integer,text)'],
+        'queue.finish_cost_alert(date,integer,text)',
+        'queue.record_backend_call(text,uuid,integer,text)'],
   'tenkaigen_worker may execute the worker functions and nothing else in queue');
 
 -- TEST: tests.run_as really runs the statement as tenkaigen_worker

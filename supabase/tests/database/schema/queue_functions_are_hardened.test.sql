@@ -38,7 +38,7 @@ select results_eq(
            ('claim_jobs', 'SETOF generation_jobs'), ('complete_jobs', 'SETOF uuid'), ('fail_job', 'text'),
            ('finish_cost_alert', 'boolean'),
            ('purge_finished_jobs', 'TABLE(job_id uuid, result_path text)'),
-           ('reap_expired_leases', 'integer'),
+           ('reap_expired_leases', 'integer'), ('record_backend_call', 'boolean'),
            ('record_cost_alert', 'TABLE(day date, cost_usd numeric, gpu_seconds numeric, attempt integer)'),
            ('release_jobs', 'integer'),
            ('renew_leases', 'TABLE(job_id uuid, cancel_requested boolean)'), ('report_progress', 'boolean'),
