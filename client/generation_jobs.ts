@@ -1,10 +1,14 @@
 /**
  * Types of `public.generation_jobs` and of its Broadcast payload, as the browser sees them.
  *
- * Source of truth: supabase/migrations (`…_create_generation_jobs.sql`, `…_add_client_api.sql`,
- * `…_add_wakeups_and_realtime.sql`). A Python test compares the fields of {@link GenerationJob} with the table's
- * columns, so keep one field per line. Timestamps arrive as ISO 8601 strings, `bigint`/`numeric` as numbers.
+ * The table types come from client/database.types.ts, generated from the migrations by scripts/gen_types (a test
+ * fails when it is stale); this module narrows them where the schema's CHECKs say more than its column types.
+ * {@link JobUpdate} is the Broadcast payload, `public.generation_job_update(row)`; a test compares its keys with
+ * that function, so keep one field per line.
  */
+import type { Database, Json } from "./database.types";
+
+export type { Database, Json } from "./database.types";
 
 /** A job's status (contract). `succeeded`, `failed` and `canceled` are final. */
 export type JobStatus = "queued" | "running" | "succeeded" | "failed" | "canceled";
@@ -26,60 +30,35 @@ export function isFinalStatus(status: JobStatus): boolean {
   return FINAL_STATUSES.includes(status);
 }
 
-/** A JSON value (the `metadata` column). */
-export type Json = string | number | boolean | null | Json[] | { [key: string]: Json };
+/** A row of `public.generation_jobs` exactly as the generated {@link Database} types it. */
+export type GenerationJobRow = Database["public"]["Tables"]["generation_jobs"]["Row"];
 
 /**
- * One row of `public.generation_jobs`, as `select *` returns it to its owner.
- *
- * `variant`, `steps`, `true_cfg_scale`, `seed`, `negative_prompt` and `resolved_prompt` are nullable columns,
- * but the insert trigger resolves them from the style preset and a CHECK keeps them set, so a row always has them.
+ * One row of `public.generation_jobs`, as `select *` returns it to its owner: the generated row type, with
+ * `status` narrowed to {@link JobStatus} (a CHECK keeps it to those values) and the columns the insert trigger
+ * always resolves from the style preset (`variant`, `steps`, `true_cfg_scale`, `seed`, `negative_prompt`,
+ * `resolved_prompt`; a CHECK keeps them set) typed as present. {@link toGenerationJob} checks a row at runtime.
+ * Timestamps arrive as ISO 8601 strings, `bigint`/`numeric` as numbers.
  */
-export interface GenerationJob {
-  id: string;
-  user_id: string;
-  client_request_id: string | null;
-  prompt: string;
-  expanded_prompt: string | null;
-  negative_prompt: string;
-  style: string;
-  variant: string;
-  width: number;
-  height: number;
-  steps: number;
-  true_cfg_scale: number;
-  seed: number;
-  init_image_path: string | null;
-  franchise: string | null;
-  metadata: { [key: string]: Json };
-  resolved_prompt: string;
-  lora: string | null;
-  lora_scale: number | null;
-  status: JobStatus;
-  progress: number;
-  priority: number;
-  attempts: number;
-  max_attempts: number;
-  run_after: string;
-  cancel_requested_at: string | null;
-  locked_by: string | null;
-  lease_expires_at: string | null;
-  error_code: string | null;
-  error_message: string | null;
-  created_at: string;
-  started_at: string | null;
-  finished_at: string | null;
-  updated_at: string;
-  result_path: string | null;
-  result_bytes: number | null;
-  backend: string | null;
-  backend_call_id: string | null;
-  gpu_seconds: number | null;
-  cost_usd: number | null;
-}
+export type GenerationJob =
+  & Omit<GenerationJobRow, ResolvedColumn | "status" | "metadata">
+  & { [K in ResolvedColumn]: NonNullable<GenerationJobRow[K]> }
+  & { status: JobStatus; metadata: JsonObject };
+
+type ResolvedColumn =
+  | "variant"
+  | "steps"
+  | "true_cfg_scale"
+  | "seed"
+  | "negative_prompt"
+  | "resolved_prompt";
+
+/** A JSON object (the `metadata` column). */
+export type JsonObject = { [key: string]: Json | undefined };
 
 /**
- * What a client may insert (the column-level `grant insert`): only `prompt` is required.
+ * What a client may insert: the generated `Insert` type, i.e. exactly the columns of the column-level
+ * `grant insert` (only `prompt` is required). `metadata` must be a JSON object.
  *
  * Bounds (checked in SQL, error code 22023, message `<field>: …`): prompt 1..2000 characters, expanded_prompt
  * ≤ 4000, negative_prompt ≤ 2000, width/height multiples of 16 in 256..2048, steps 1..100, true_cfg_scale 1..20,
@@ -88,22 +67,39 @@ export interface GenerationJob {
  * an admin mapped to a LoRA runs on variant bf16 with it). `style` is an id of
  * `public.generation_styles` (see supabase/functions/_shared/styles.ts); empty sampler fields take the preset's.
  */
-export interface GenerationJobRequest {
-  prompt: string;
-  expanded_prompt?: string | null;
-  negative_prompt?: string | null;
-  style?: string;
-  variant?: string | null;
-  width?: number;
-  height?: number;
-  steps?: number | null;
-  true_cfg_scale?: number | null;
-  seed?: number | null;
-  init_image_path?: string | null;
-  franchise?: string | null;
-  client_request_id?: string | null;
-  metadata?: { [key: string]: Json };
+export type GenerationJobRequest =
+  & Omit<Database["public"]["Tables"]["generation_jobs"]["Insert"], "metadata">
+  & { metadata?: JsonObject };
+
+/** A style preset (`public.generation_styles`, readable by everyone): a typed style picker reads these. */
+export type GenerationStyle = Database["public"]["Tables"]["generation_styles"]["Row"];
+
+/** A model variant (`public.generation_variants`, readable by everyone). */
+export type GenerationVariant = Database["public"]["Tables"]["generation_variants"]["Row"];
+
+/**
+ * A row the database returned, checked and typed as a {@link GenerationJob}. Throws when `status` is not a
+ * {@link JobStatus} or a resolved column is missing (the schema changed under the client).
+ */
+export function toGenerationJob(row: GenerationJobRow): GenerationJob {
+  const missing = RESOLVED_COLUMNS.filter((column) => row[column] === null);
+  if (!(JOB_STATUSES as readonly string[]).includes(row.status) || missing.length > 0) {
+    throw new TypeError(
+      `generation_jobs row ${row.id} does not fit the client's type (status ${row.status}, ` +
+        `null ${missing.join(", ") || "nothing"}): regenerate client/database.types.ts`,
+    );
+  }
+  return row as unknown as GenerationJob;
 }
+
+const RESOLVED_COLUMNS: readonly ResolvedColumn[] = [
+  "variant",
+  "steps",
+  "true_cfg_scale",
+  "seed",
+  "negative_prompt",
+  "resolved_prompt",
+];
 
 /** The Broadcast event name of a job update (contract). */
 export const JOB_UPDATE_EVENT = "job_update";
@@ -172,27 +168,3 @@ export function isJobUpdate(value: unknown): value is JobUpdate {
     typeof v.progress === "number" &&
     typeof v.updated_at === "string";
 }
-
-/**
- * The slice of the database schema the client uses, in the shape `supabase gen types typescript` writes, for
- * `createClient<Database>(url, anonKey)`: typed `from("generation_jobs")` and typed RPCs.
- */
-export type Database = {
-  public: {
-    Tables: {
-      generation_jobs: {
-        Row: { [K in keyof GenerationJob]: GenerationJob[K] };
-        Insert: { [K in keyof GenerationJobRequest]: GenerationJobRequest[K] };
-        Update: { [K in never]: never };
-        Relationships: [];
-      };
-    };
-    Views: { [K in never]: never };
-    Functions: {
-      cancel_generation_job: { Args: { job_id: string }; Returns: string };
-      generation_job_queue_position: { Args: { job_id: string }; Returns: number | null };
-    };
-    Enums: { [K in never]: never };
-    CompositeTypes: { [K in never]: never };
-  };
-};

@@ -1,16 +1,15 @@
-// Drives client/tenkaigen_client.ts against a stub supabase-js client that behaves like the database
-// (validation 22023, quota PT429, unique client_request_id 23505, Broadcast on every change).
+// Drives client/tenkaigen_client.ts against the stub supabase-js client of client/test_support/fake_supabase.ts,
+// which behaves like the database (its errors are the database's: client/fixtures/database_errors.json).
 import assert from "node:assert/strict";
 import { createClient, FunctionsFetchError, FunctionsHttpError } from "@supabase/supabase-js";
 import type { ParsePromptResult } from "../supabase/functions/parse-prompt/contract.ts";
 import {
   type Database,
   type GenerationJob,
-  type GenerationJobRequest,
-  jobTopic,
   type JobUpdate,
   jobUpdateFromRow,
-} from "./generation_jobs.ts";
+  toGenerationJob,
+} from "./generation_jobs";
 import {
   isNewer,
   JobNotFoundError,
@@ -25,370 +24,8 @@ import {
   toTenkaigenError,
   TransportError,
   ValidationError,
-} from "./tenkaigen_client.ts";
-
-const USER_ID = "5b0f8a1e-6c2d-4e3f-9a1b-2c3d4e5f6a7b";
-
-// ## A stub supabase-js client --------------------------------------------------------------------------------
-
-type PgError = { message: string; code: string; details: string | null; hint: string | null };
-type Answer<T> = { data: T | null; error: PgError | null };
-
-const pgError = (code: string, message: string, details: string | null = null): PgError => ({
-  code,
-  message,
-  details,
-  hint: null,
-});
-const TRANSPORT_ERROR = pgError("", "TypeError: fetch failed");
-
-type StatusCallback = (status: string, err?: Error) => void;
-
-class FakeChannel {
-  readonly bindings: { type: string; event: string; callback: (message: unknown) => void }[] = [];
-  statusCallback: StatusCallback | null = null;
-  removed = false;
-
-  constructor(readonly fake: FakeSupabase, readonly topic: string, readonly options: unknown) {}
-
-  on(type: string, filter: { event: string }, callback: (message: unknown) => void): this {
-    this.bindings.push({ type, event: filter.event, callback });
-    return this;
-  }
-
-  subscribe(callback: StatusCallback): this {
-    assert.equal(this.statusCallback, null, "subscribe is called once per channel");
-    this.statusCallback = callback;
-    const status = this.fake.joinStatus;
-    queueMicrotask(() =>
-      callback(status, status === "SUBSCRIBED" ? undefined : new Error("denied"))
-    );
-    return this;
-  }
-
-  /** The server sends a broadcast on this channel. */
-  receive(event: string, payload: unknown): void {
-    for (const binding of this.bindings) {
-      if (binding.type === "broadcast" && binding.event === event) {
-        binding.callback({ type: "broadcast", event, payload });
-      }
-    }
-  }
-
-  /** The socket came back and realtime-js rejoined the channel. */
-  rejoin(): void {
-    this.statusCallback?.("SUBSCRIBED");
-  }
-}
-
-/** Chainable query builder for `generation_jobs`: insert().select().single(), select().eq().maybeSingle(), select().in(). */
-class FakeQuery implements PromiseLike<Answer<GenerationJob[]>> {
-  #insert: GenerationJobRequest | null = null;
-  #filters: [keyof GenerationJob, string[]][] = [];
-
-  constructor(readonly fake: FakeSupabase) {}
-
-  insert(values: GenerationJobRequest): this {
-    this.#insert = values;
-    return this;
-  }
-
-  select(): this {
-    return this;
-  }
-
-  eq(column: keyof GenerationJob, value: string): this {
-    this.#filters.push([column, [value]]);
-    return this;
-  }
-
-  in(column: keyof GenerationJob, values: string[]): this {
-    this.#filters.push([column, values]);
-    return this;
-  }
-
-  single(): Promise<Answer<GenerationJob>> {
-    assert.ok(this.#insert, "single() is only used after insert()");
-    return Promise.resolve(this.fake.insert(this.#insert));
-  }
-
-  maybeSingle(): Promise<Answer<GenerationJob>> {
-    const rows = this.#rows();
-    return Promise.resolve({ data: rows[0] ?? null, error: null });
-  }
-
-  then<A = Answer<GenerationJob[]>, B = never>(
-    onfulfilled?: ((value: Answer<GenerationJob[]>) => A | PromiseLike<A>) | null,
-    onrejected?: ((reason: unknown) => B | PromiseLike<B>) | null,
-  ): PromiseLike<A | B> {
-    this.fake.log.push(`select ${this.#filters.map(([c, v]) => `${c}=${v.join(",")}`).join(" ")}`);
-    return Promise.resolve({ data: this.#rows(), error: null }).then(onfulfilled, onrejected);
-  }
-
-  #rows(): GenerationJob[] {
-    return this.fake.rows
-      .filter((row) => row.user_id === this.fake.userId)
-      .filter((row) =>
-        this.#filters.every(([column, values]) => values.includes(String(row[column])))
-      )
-      .map((row) => structuredClone(row));
-  }
-}
-
-/** The stub client. Its rows, errors and broadcasts follow the migrations' contract. */
-class FakeSupabase {
-  readonly userId = USER_ID;
-  readonly rows: GenerationJob[] = [];
-  readonly channels: FakeChannel[] = [];
-  readonly log: string[] = [];
-  readonly invokes: { name: string; body: unknown }[] = [];
-  parsePrompt: () => { data: unknown; error: unknown } = () => ({
-    data: {
-      expandedPrompt: "a fox astronaut, centered composition",
-      style: "watercolor",
-      franchise: null,
-      title: "Fox Astronaut",
-      tags: ["fox", "space"],
-      source: "fallback",
-      fallbackReason: "no_api_key",
-    } satisfies ParsePromptResult,
-    error: null,
-  });
-  joinStatus = "SUBSCRIBED";
-  /** Queue of failures for the next inserts: "lost-answer" inserts the row but the answer never arrives. */
-  insertFaults: ("lost-answer" | "unreachable")[] = [];
-  activeJobLimit = 3;
-  broadcastsDropped = false;
-  #clock = Date.parse("2026-11-25T10:00:00Z");
-  #ids = 0;
-
-  readonly functions = {
-    invoke: (name: string, options: { body: unknown }) => {
-      this.invokes.push({ name, body: options.body });
-      this.log.push(`invoke ${name}`);
-      return Promise.resolve(this.parsePrompt());
-    },
-  };
-
-  readonly realtime = {
-    setAuth: () => {
-      this.log.push("setAuth");
-      return Promise.resolve();
-    },
-  };
-
-  readonly storage = {
-    from: (bucket: string) => ({
-      createSignedUrl: (path: string, expiresIn: number) => {
-        this.log.push(`sign ${bucket}/${path} ${expiresIn}`);
-        return Promise.resolve({
-          data: {
-            signedUrl:
-              `https://project.supabase.co/storage/v1/object/sign/${bucket}/${path}?token=t`,
-          },
-          error: null,
-        });
-      },
-    }),
-  };
-
-  from(table: string): FakeQuery {
-    assert.equal(table, "generation_jobs");
-    return new FakeQuery(this);
-  }
-
-  channel(topic: string, options: unknown): FakeChannel {
-    this.log.push(`channel ${topic}`);
-    const channel = new FakeChannel(this, topic, options);
-    this.channels.push(channel);
-    return channel;
-  }
-
-  removeChannel(channel: FakeChannel): Promise<"ok"> {
-    channel.removed = true;
-    this.log.push(`removeChannel ${channel.topic}`);
-    return Promise.resolve("ok");
-  }
-
-  rpc(fn: string, args: { job_id: string }): Promise<Answer<unknown>> {
-    this.log.push(`rpc ${fn}`);
-    const row = this.rows.find((r) => r.id === args.job_id && r.user_id === this.userId);
-    if (fn === "cancel_generation_job") {
-      if (!row) {
-        return Promise.resolve({
-          data: null,
-          error: pgError("P0002", `job_id: no job ${args.job_id} among your jobs`),
-        });
-      }
-      if (row.status === "queued") {
-        this.update(row.id, {
-          status: "canceled",
-          finished_at: this.#now(),
-          cancel_requested_at: this.#now(),
-        });
-        return Promise.resolve({ data: "canceled", error: null });
-      }
-      if (row.status === "running") {
-        this.update(row.id, { cancel_requested_at: this.#now() });
-        return Promise.resolve({ data: "cancel_requested", error: null });
-      }
-      return Promise.resolve({ data: row.status, error: null });
-    }
-    if (fn === "generation_job_queue_position") {
-      const queued = this.rows.filter((r) => r.status === "queued");
-      const index = row?.status === "queued" ? queued.indexOf(row) : -1;
-      return Promise.resolve({ data: index < 0 ? null : index + 1, error: null });
-    }
-    throw new Error(`unexpected rpc ${fn}`);
-  }
-
-  /** What the database does on insert: validate, quota, unique key, defaults, broadcast. */
-  insert(values: GenerationJobRequest): Answer<GenerationJob> {
-    this.log.push(`insert ${values.client_request_id}`);
-    const fault = this.insertFaults.shift();
-    if (fault === "unreachable") return { data: null, error: TRANSPORT_ERROR };
-    const width = values.width ?? 1024;
-    if (width < 256 || width > 2048 || width % 16 !== 0) {
-      return {
-        data: null,
-        error: pgError(
-          "22023",
-          `width: must be a multiple of 16 between 256 and 2048 (got ${width})`,
-        ),
-      };
-    }
-    const style = values.style ?? "none";
-    if (!["none", "anime", "watercolor"].includes(style)) {
-      return { data: null, error: pgError("22023", `style: unknown style '${style}'`) };
-    }
-    // Like the database: validation, then the unique client_request_id (before the quota), then the quota.
-    if (this.rows.some((r) => r.client_request_id === values.client_request_id)) {
-      return {
-        data: null,
-        error: pgError(
-          "23505",
-          'duplicate key value violates unique constraint "generation_jobs_client_request_id_key"',
-          `Key (user_id, client_request_id)=(${this.userId}, ${values.client_request_id}) already exists.`,
-        ),
-      };
-    }
-    const active = this.rows.filter((r) => ["queued", "running"].includes(r.status)).length;
-    if (active >= this.activeJobLimit) {
-      return {
-        data: null,
-        error: pgError(
-          "PT429",
-          `rate_limited: at most ${this.activeJobLimit} active jobs per user (you have ${active})`,
-        ),
-      };
-    }
-    const now = this.#now();
-    const row: GenerationJob = {
-      id: `00000000-0000-4000-8000-${String(++this.#ids).padStart(12, "0")}`,
-      user_id: this.userId,
-      client_request_id: values.client_request_id ?? null,
-      prompt: values.prompt,
-      expanded_prompt: values.expanded_prompt ?? null,
-      negative_prompt: values.negative_prompt ?? "",
-      style,
-      variant: values.variant ?? "lightning-8",
-      width,
-      height: values.height ?? 1024,
-      steps: values.steps ?? 8,
-      true_cfg_scale: values.true_cfg_scale ?? 1,
-      seed: values.seed ?? 1234,
-      init_image_path: values.init_image_path ?? null,
-      franchise: values.franchise ?? null,
-      metadata: values.metadata ?? {},
-      resolved_prompt: values.expanded_prompt ?? values.prompt,
-      lora: null,
-      lora_scale: null,
-      status: "queued",
-      progress: 0,
-      priority: 0,
-      attempts: 0,
-      max_attempts: 3,
-      run_after: now,
-      cancel_requested_at: null,
-      locked_by: null,
-      lease_expires_at: null,
-      error_code: null,
-      error_message: null,
-      created_at: now,
-      started_at: null,
-      finished_at: null,
-      updated_at: now,
-      result_path: null,
-      result_bytes: null,
-      backend: null,
-      backend_call_id: null,
-      gpu_seconds: null,
-      cost_usd: null,
-    };
-    this.rows.push(row);
-    this.#broadcast(row);
-    if (fault === "lost-answer") return { data: null, error: TRANSPORT_ERROR };
-    return { data: structuredClone(row), error: null };
-  }
-
-  /** A worker changes a job (through queue.* functions): the trigger broadcasts the new projection. */
-  update(jobId: string, patch: Partial<GenerationJob>): JobUpdate {
-    const row = this.rows.find((r) => r.id === jobId)!;
-    Object.assign(row, patch, { updated_at: this.#now() });
-    return this.#broadcast(row);
-  }
-
-  /** Runs a job to success the way the worker does, one broadcast per step. */
-  succeed(jobId: string): void {
-    const row = this.rows.find((r) => r.id === jobId)!;
-    this.update(jobId, {
-      status: "running",
-      attempts: 1,
-      started_at: this.#now(),
-      locked_by: "w1",
-    });
-    this.update(jobId, { progress: 0.5 });
-    this.update(jobId, {
-      status: "succeeded",
-      progress: 1,
-      finished_at: this.#now(),
-      locked_by: null,
-      result_path: `${row.user_id}/${row.id}.png`,
-    });
-  }
-
-  #broadcast(row: GenerationJob): JobUpdate {
-    // public.generation_job_update(row), plus the message id realtime.send adds.
-    const payload = { ...jobUpdateFromRow(row), id: crypto.randomUUID() };
-    if (!this.broadcastsDropped) {
-      for (const channel of this.channels) {
-        if (!channel.removed && channel.topic === jobTopic(row.user_id)) {
-          channel.receive("job_update", payload);
-        }
-      }
-    }
-    return payload;
-  }
-
-  /** Postgres-style timestamps, microseconds included, one millisecond apart. */
-  #now(): string {
-    this.#clock += 1;
-    return new Date(this.#clock).toISOString().replace("Z", "123+00:00");
-  }
-}
-
-function setup(options: { requestIds?: string[] } = {}) {
-  const fake = new FakeSupabase();
-  const sleeps: number[] = [];
-  const ids = [...(options.requestIds ?? ["req-1", "req-2", "req-3", "req-4"])];
-  const client = new TenkaigenClient(fake as unknown as TenkaigenSupabase, {
-    sleep: (ms) => (sleeps.push(ms), Promise.resolve()),
-    newRequestId: () => ids.shift()!,
-  });
-  return { fake, client, sleeps };
-}
-
-const tick = () => new Promise((resolve) => setTimeout(resolve, 0));
+} from "./tenkaigen_client";
+import { pgError, setup, tick, USER_ID } from "./test_support/fake_supabase";
 
 // ## The flow ---------------------------------------------------------------------------------------------------
 
@@ -935,4 +572,19 @@ Deno.test("docs example: cancel, and the errors the page handles", async () => {
   const limited = recordingUi("another fox");
   await heroPage(fake as unknown as TenkaigenSupabase, limited.ui);
   assert.deepEqual(limited.shown, ["error - Too many designs in progress; try again soon."]);
+});
+
+Deno.test("toGenerationJob refuses a row the schema's CHECKs would not allow, naming the fix", () => {
+  const { fake } = setup();
+  const row = fake.insert({ prompt: "a cat", client_request_id: "t1" }).data!;
+  type Row = Parameters<typeof toGenerationJob>[0];
+  assert.equal(toGenerationJob(row as unknown as Row).id, row.id);
+  assert.throws(
+    () => toGenerationJob({ ...row, status: "paused" } as unknown as Row),
+    /status paused.*regenerate client\/database\.types\.ts/,
+  );
+  assert.throws(
+    () => toGenerationJob({ ...row, seed: null } as unknown as Row),
+    /null seed/,
+  );
 });

@@ -27,7 +27,9 @@ import {
   jobTopic,
   type JobUpdate,
   jobUpdateFromRow,
-} from "./generation_jobs.ts";
+  toGenerationJob,
+} from "./generation_jobs";
+import { checkInitImage, checkInitImagePath, initImagePath, INPUTS_BUCKET } from "./uploads";
 
 // ## The supabase-js client this module drives
 
@@ -172,6 +174,22 @@ export interface GenerateInput {
   request?: Omit<GenerationJobRequest, "prompt" | "expanded_prompt" | "client_request_id">;
 }
 
+/** An edit: a reference image and what to change (`prompt`); the job runs on variant `edit`. */
+export interface EditInput {
+  prompt: string;
+  /** The reference image (a File from an <input type="file">, or any Blob with its MIME type). */
+  image: Blob;
+  /** Overrides of the job request (size, seed, style …). */
+  request?: Omit<GenerationJobRequest, "prompt" | "init_image_path" | "client_request_id">;
+}
+
+/** A started edit: the uploaded input's path, the job, and its watch. */
+export interface Edit {
+  initImagePath: string;
+  job: GenerationJob;
+  watch: JobWatch;
+}
+
 /** A started generation. */
 export interface Generation {
   parsed: ParsedPrompt;
@@ -191,12 +209,39 @@ export interface TenkaigenClientOptions {
   newRequestId?: () => string;
   /** Told about Realtime channel trouble after the first join (realtime-js rejoins by itself). */
   onChannelStatus?: (status: SubscribeStatus, err?: Error) => void;
+  /**
+   * Leave the Realtime channel as soon as no job is watched and nothing {@link TenkaigenClient.hold}s it (default
+   * false: the channel stays until {@link TenkaigenClient.close}). The React provider turns it on, so the
+   * channel closes when the last component using it unmounts.
+   */
+  leaveWhenIdle?: boolean;
 }
 
 export const JOBS_TABLE = "generation_jobs";
 export const RESULTS_BUCKET = "generated-designs";
 export const SIGNED_URL_EXPIRES_IN_DEFAULT = 3600;
 export const INSERT_RETRIES_DEFAULT = 2;
+
+/** The metadata and sampler fields a job gets from parse-prompt's answer and the hero page's input. */
+export function requestFromParsed(
+  input: GenerateInput,
+  parsed: ParsedPrompt,
+): GenerationJobRequest {
+  return {
+    style: parsed.style,
+    ...input.request,
+    prompt: input.prompt,
+    expanded_prompt: parsed.expandedPrompt,
+    franchise: parsed.franchise,
+    metadata: {
+      title: parsed.title,
+      tags: parsed.tags,
+      prompt_source: parsed.source,
+      ...(input.product ? { product: { ...input.product } } : {}),
+      ...input.request?.metadata,
+    },
+  };
+}
 
 // ## The client
 
@@ -207,6 +252,9 @@ export class TenkaigenClient {
     & Required<Omit<TenkaigenClientOptions, "onChannelStatus">>
     & TenkaigenClientOptions;
   #feed: JobFeed | null = null;
+  #closing: Promise<void> = Promise.resolve();
+  #holds = 0;
+  #leaveTimer: ReturnType<typeof setTimeout> | null = null;
 
   constructor(supabase: TenkaigenSupabase, options: TenkaigenClientOptions = {}) {
     this.#supabase = supabase;
@@ -215,6 +263,7 @@ export class TenkaigenClient {
       insertRetries: INSERT_RETRIES_DEFAULT,
       sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
       newRequestId: () => crypto.randomUUID(),
+      leaveWhenIdle: false,
       ...options,
     };
   }
@@ -222,20 +271,7 @@ export class TenkaigenClient {
   /** The whole flow: parse the prompt, insert the job, follow it. */
   async generate(input: GenerateInput, onUpdate?: JobUpdateListener): Promise<Generation> {
     const parsed = await this.parsePrompt(input.prompt, input.product);
-    const job = await this.submitJob({
-      style: parsed.style,
-      ...input.request,
-      prompt: input.prompt,
-      expanded_prompt: parsed.expandedPrompt,
-      franchise: parsed.franchise,
-      metadata: {
-        title: parsed.title,
-        tags: parsed.tags,
-        prompt_source: parsed.source,
-        ...(input.product ? { product: { ...input.product } } : {}),
-        ...input.request?.metadata,
-      },
-    });
+    const job = await this.submitJob(requestFromParsed(input, parsed));
     const watch = await this.watchJob(job, onUpdate);
     return { parsed, job, watch };
   }
@@ -260,7 +296,7 @@ export class TenkaigenClient {
     for (let attempt = 0;; attempt++) {
       const { data, error } = await this.#supabase.from(JOBS_TABLE).insert(values).select()
         .single();
-      if (!error && data) return data;
+      if (!error && data) return toGenerationJob(data);
       if (error?.code === "23505") return await this.#jobByRequestId(values.client_request_id);
       const mapped = toTenkaigenError(error ?? { code: "", message: "insert returned no row" });
       if (!(mapped instanceof TransportError) || attempt >= this.#options.insertRetries) {
@@ -276,7 +312,7 @@ export class TenkaigenClient {
       .maybeSingle();
     if (error) throw toTenkaigenError(error);
     if (!data) throw new JobNotFoundError(`job_id: no job ${jobId} among your jobs`, "P0002");
-    return data;
+    return toGenerationJob(data);
   }
 
   /** Cancels a job: `canceled` (was queued), `cancel_requested` (running; the worker stops it) or its final status. */
@@ -295,6 +331,41 @@ export class TenkaigenClient {
     return typeof data === "number" ? data : null;
   }
 
+  /**
+   * Uploads an edit's reference image to `generation-inputs/<user_id>/<uuid>.<ext>` with its content type and
+   * returns the path. Checked first (type, size, and `path` when given): a ValidationError names the field
+   * (`init_image` or `init_image_path`) and nothing is uploaded.
+   */
+  async uploadInitImage(image: Blob, options: { path?: string } = {}): Promise<string> {
+    const userId = await this.#userId();
+    const problem = checkInitImage(image) ??
+      (options.path === undefined ? null : checkInitImagePath(options.path, userId));
+    if (problem) throw new ValidationError(problem.message, "22023", problem.field);
+    const path = options.path ?? initImagePath(userId, image.type);
+    const { error } = await this.#supabase.storage.from(INPUTS_BUCKET).upload(path, image, {
+      contentType: image.type,
+      upsert: false,
+    });
+    if (error) {
+      throw new TenkaigenError(`could not upload ${path}: ${error.message}`, "storage", {
+        cause: error,
+      });
+    }
+    return path;
+  }
+
+  /** The edit flow: upload the reference image, insert the job with its `init_image_path`, follow it. */
+  async submitEdit(input: EditInput, onUpdate?: JobUpdateListener): Promise<Edit> {
+    const path = await this.uploadInitImage(input.image);
+    const job = await this.submitJob({
+      ...input.request,
+      prompt: input.prompt,
+      init_image_path: path,
+    });
+    const watch = await this.watchJob(job, onUpdate);
+    return { initImagePath: path, job, watch };
+  }
+
   /** A time-limited URL of a result image (`<user_id>/<job_id>.png` in bucket generated-designs). */
   async signedResultUrl(resultPath: string): Promise<string> {
     const { data, error } = await this.#supabase.storage.from(RESULTS_BUCKET)
@@ -310,16 +381,19 @@ export class TenkaigenClient {
    * starting with the row given. On `succeeded`, `done` carries a signed URL of the image.
    */
   async watchJob(job: GenerationJob, onUpdate?: JobUpdateListener): Promise<JobWatch> {
+    this.#cancelLeave();
+    await this.#closing; // a channel being left is gone from realtime-js before the topic is joined again
     const feed = this.#feedFor(job.user_id);
     const watch = new Watch(
       jobUpdateFromRow(job),
       onUpdate,
       (path) => this.signedResultUrl(path),
       () => {
-        feed.watches.delete(job.id);
+        feed.remove(job.id, watch);
+        this.#leaveIfIdle();
       },
     );
-    feed.watches.set(job.id, watch);
+    feed.add(job.id, watch);
     if (watch.isFinal()) {
       watch.settle();
       return watch;
@@ -338,9 +412,58 @@ export class TenkaigenClient {
 
   /** Leaves the Realtime channel. Watches still running never settle. */
   async close(): Promise<void> {
+    this.#cancelLeave();
     const feed = this.#feed;
     this.#feed = null;
-    if (feed) await feed.close();
+    if (feed) this.#closing = feed.close();
+    await this.#closing;
+  }
+
+  /**
+   * Keeps the channel open while held, even with no job watched (a component between two jobs), when
+   * `leaveWhenIdle` is on. Returns the release; releasing twice is harmless.
+   */
+  hold(): () => void {
+    this.#holds++;
+    this.#cancelLeave();
+    let held = true;
+    return () => {
+      if (!held) return;
+      held = false;
+      this.#holds--;
+      this.#leaveIfIdle();
+    };
+  }
+
+  /** True while the client is joined to (or joining) its user's Realtime channel. */
+  get following(): boolean {
+    return this.#feed !== null;
+  }
+
+  #leaveIfIdle(): void {
+    const feed = this.#feed;
+    if (!this.#options.leaveWhenIdle || !feed || feed.watches.size > 0 || this.#holds > 0) return;
+    // One macrotask later: a component that unmounts and mounts again in the same commit (React StrictMode,
+    // a key change) holds the channel again before it is left.
+    this.#cancelLeave();
+    this.#leaveTimer = setTimeout(() => {
+      this.#leaveTimer = null;
+      if (this.#feed === feed && feed.watches.size === 0 && this.#holds === 0) void this.close();
+    }, 0);
+  }
+
+  #cancelLeave(): void {
+    if (this.#leaveTimer !== null) clearTimeout(this.#leaveTimer);
+    this.#leaveTimer = null;
+  }
+
+  async #userId(): Promise<string> {
+    const { data, error } = await this.#supabase.auth.getSession();
+    const userId = data.session?.user.id;
+    if (error || !userId) {
+      throw new TenkaigenError("not signed in: sign in before uploading an image", "not_signed_in");
+    }
+    return userId;
   }
 
   async #jobByRequestId(clientRequestId: string): Promise<GenerationJob> {
@@ -350,7 +473,7 @@ export class TenkaigenClient {
     if (!data) {
       throw new JobNotFoundError(`no job with client_request_id ${clientRequestId}`, "P0002");
     }
-    return data;
+    return toGenerationJob(data);
   }
 
   #feedFor(userId: string): JobFeed {
@@ -365,7 +488,8 @@ export class TenkaigenClient {
 // ## One Realtime channel per user, shared by the watched jobs
 
 class JobFeed {
-  readonly watches = new Map<string, Watch>();
+  /** The watches of each followed job (two components may follow the same job). */
+  readonly watches = new Map<string, Set<Watch>>();
   joined = false;
   #channel: RealtimeChannel | null = null;
   #joining: Promise<void> | null = null;
@@ -424,12 +548,24 @@ class JobFeed {
       this.onChannelStatus?.("CHANNEL_ERROR", toTenkaigenError(error));
       return;
     }
-    for (const row of data ?? []) this.deliver(jobUpdateFromRow(row));
+    for (const row of data ?? []) this.deliver(jobUpdateFromRow(toGenerationJob(row)));
   }
 
   deliver(payload: unknown): void {
     if (!isJobUpdate(payload)) return;
-    this.watches.get(payload.job_id)?.apply(payload);
+    for (const watch of this.watches.get(payload.job_id) ?? []) watch.apply(payload);
+  }
+
+  add(jobId: string, watch: Watch): void {
+    const watches = this.watches.get(jobId) ?? new Set<Watch>();
+    watches.add(watch);
+    this.watches.set(jobId, watches);
+  }
+
+  remove(jobId: string, watch: Watch): void {
+    const watches = this.watches.get(jobId);
+    watches?.delete(watch);
+    if (watches?.size === 0) this.watches.delete(jobId);
   }
 
   async close(): Promise<void> {
