@@ -2,7 +2,7 @@
  * The edit flow's input image: where it goes and what Storage accepts.
  *
  * The browser uploads the reference image to bucket `generation-inputs` at `<user_id>/<uuid>.<ext>` (the
- * folder policies of supabase/migrations/20261125000800_add_storage_buckets.sql let a user write only their own
+ * folder policies of supabase/migrations/20261205100800_storage.sql let a user write only their own
  * folder), then inserts a job with `init_image_path` = that path; the request trigger checks that the object
  * exists and lies in the caller's folder, and picks variant `edit`. The bucket's limits below are the bucket
  * row's (`file_size_limit`, `allowed_mime_types`; a Python test compares them with the migrated database): the

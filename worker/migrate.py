@@ -169,6 +169,20 @@ def applied_versions(conn: psycopg.Connection) -> set[str]:
     return {row[0] for row in conn.execute("select version from supabase_migrations.schema_migrations")}
 
 
+def _refuse_another_lineage(done: set[str], migrations: list[Migration]) -> None:
+    """A database that records migrations, none of them among these files, was built from another set of them
+    (the migrations were squashed into a new initial set before the first deploy): applying these on top would
+    fail half-way on objects that already exist, so say what happened instead."""
+    known = {m.version for m in migrations}
+    if done and not done & known:
+        raise MigrationError(
+            f"this database records {len(done)} migration(s) ({min(done)} … {max(done)}) and none of the "
+            f"{len(known)} in {migrations[0].path.parent}: it was built from another set of migrations (they were "
+            "squashed into a new initial set before the first deploy). Recreate the database (for `tenkaigen "
+            "dev`: delete .pgdata/), then run `tenkaigen db migrate` again."
+        )
+
+
 def migrate(
     dsn: str,
     *,
@@ -186,6 +200,7 @@ def migrate(
                 "a Supabase project, or pass --standin to load the local stand-in on a plain PostgreSQL."
             )
         done = applied_versions(conn)
+        _refuse_another_lineage(done, migrations)
         applied: list[Migration] = []
         for migration in migrations:
             if migration.version in done:

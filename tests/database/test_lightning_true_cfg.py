@@ -1,6 +1,7 @@
-"""Lightning variants run without true CFG, in the database and in the pipeline alike (migration 20261205000300,
-modal_app/pipeline.py): a client's CFG above 1 on one is a 22023 error naming `true_cfg_scale`, and the variants
-the database limits to 1 are exactly the pipeline's Lightning variants."""
+"""Lightning variants run without true CFG, in the database and in the pipeline alike (migrations
+*_styles_and_variants.sql and *_generation_jobs.sql, modal_app/pipeline.py): a client's CFG above 1 on one is a
+22023 error naming `true_cfg_scale`, and the variants the database limits to 1 are exactly the pipeline's Lightning
+variants."""
 
 from __future__ import annotations
 

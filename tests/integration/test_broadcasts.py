@@ -1,4 +1,4 @@
-"""The batched broadcast triggers (migration 20261125001000) send exactly what the row-level ones did."""
+"""The batched broadcast triggers (migration *_wakeups_and_realtime.sql) send exactly what the row-level ones did."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """queue.job_stats: exact counts of the active jobs, the finished ones over the last 24 h, and a cost that follows the
-active jobs, not the history kept for retention (migration 20261125001300)."""
+active jobs, not the history kept for retention (queue.job_stats in migration *_queue_functions.sql)."""
 
 from __future__ import annotations
 

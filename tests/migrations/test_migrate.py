@@ -89,3 +89,17 @@ def test_a_badly_named_migration_file_is_an_error(tmp_path: Path) -> None:
     (tmp_path / "add_things.sql").write_text("select 1;")
     with pytest.raises(MigrationError, match="must be named"):
         discover(tmp_path)
+
+
+def test_a_database_built_from_another_set_of_migrations_is_refused_with_what_to_do(
+    empty_database: str, tmp_path: Path
+) -> None:
+    (tmp_path / "20990101000000_old_initial.sql").write_text("create table public.old_one (id int);\n")
+    migrate(empty_database, standin=True, migrations_dir=tmp_path)
+    with pytest.raises(MigrationError) as caught:
+        migrate(empty_database, standin=True)
+    message = str(caught.value)
+    assert "records 1 migration(s) (20990101000000 … 20990101000000) and none of the" in message
+    assert "Recreate the database" in message
+    with psycopg.connect(empty_database) as conn:
+        assert conn.execute("select to_regnamespace('queue')").fetchone()[0] is None  # nothing applied

@@ -1,7 +1,7 @@
 """The migrations on a project with Supabase's older default privileges (before 2026-05-30, or
 `auto_expose_new_tables` on): `alter default privileges in schema public grant all on tables|functions|sequences
 to anon, authenticated, service_role`, in force before the first migration runs. The API roles must still get
-exactly the intended privileges (migration 20261125001700), the same as on a project without automatic grants."""
+exactly the intended privileges (the privileges discipline of the migrations), the same as on a project without automatic grants."""
 
 from __future__ import annotations
 

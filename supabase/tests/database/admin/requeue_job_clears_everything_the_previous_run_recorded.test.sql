@@ -2,7 +2,8 @@ begin;
 select plan(10);
 
 -- A requeued job keeps its request and drops everything its previous run recorded, so an old run's GPU time and
--- cost are not counted again when the job finishes anew (queue.job_stats sums them by finished_at) (20261125001800).
+-- cost are not counted again when the job finishes anew (queue.job_stats sums them by finished_at; queue.requeue_job in
+-- supabase/migrations/*_queue_functions.sql).
 select tests.create_supabase_user('alice');
 select tests.make_job('alice') as job \gset
 select tests.make_job('alice') as failed_job \gset

@@ -3,7 +3,8 @@ select plan(7);
 
 -- Renaming a style id cascades (on update cascade) into every job that names it. The cascade must change the
 -- job's style and nothing else: a job keeps the variant and LoRA it was resolved to at insert, queued or finished,
--- even when the franchise mappings changed since (20261125001600).
+-- even when the franchise mappings changed since (generation_jobs_prepare_request in
+-- supabase/migrations/*_generation_jobs.sql).
 select tests.create_supabase_user('alice');
 update queue.quota_limits set max_active_jobs = 10 where user_id is null;
 insert into queue.franchise_loras (franchise, lora, scale) values ('sailor senshi', 'org/sailor-lora', 0.8);

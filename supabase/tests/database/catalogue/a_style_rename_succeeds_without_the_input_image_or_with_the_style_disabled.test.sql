@@ -3,7 +3,8 @@ select plan(6);
 
 -- A style rename cascades into existing jobs. The insert-time checks (the init image exists, the style is enabled)
 -- are not run again on them, so neither a user deleting their own input image (the storage policies allow it)
--- nor a disabled style can make the admin's rename fail (20261125001600).
+-- nor a disabled style can make the admin's rename fail (generation_jobs_prepare_request in
+-- supabase/migrations/*_generation_jobs.sql).
 select tests.create_supabase_user('alice');
 update queue.quota_limits set max_active_jobs = 10 where user_id is null;
 

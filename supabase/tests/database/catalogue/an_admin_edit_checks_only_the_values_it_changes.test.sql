@@ -2,7 +2,8 @@ begin;
 select plan(9);
 
 -- An admin's direct UPDATE of a job's request columns gets the insert's bounds and errors for the values it
--- changes, derives nothing, and does not look up again what it leaves unchanged (20261125001600).
+-- changes, derives nothing, and does not look up again what it leaves unchanged (generation_jobs_prepare_request in
+-- supabase/migrations/*_generation_jobs.sql).
 select tests.create_supabase_user('alice');
 update queue.quota_limits set max_active_jobs = 10 where user_id is null;
 

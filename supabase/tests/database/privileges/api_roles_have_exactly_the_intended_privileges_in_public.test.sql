@@ -2,7 +2,8 @@ begin;
 select plan(12);
 
 -- Every object the migrations create in schema public, and exactly what anon, authenticated and service_role may
--- do with it (20261125000200, 20261125000500, 20261125001700). A new table, view, sequence or function in public
+-- do with it (supabase/migrations/*_styles_and_variants.sql, *_client_api.sql and the privileges discipline in
+-- *_queue_schema_and_roles.sql). A new table, view, sequence or function in public
 -- fails the first tests until it is listed here with its privileges (and revoked before granted: a project's
 -- default privileges may grant everything; tests/migrations/test_old_default_privileges.py checks that case).
 

@@ -2,7 +2,7 @@ begin;
 select plan(14);
 
 -- Lightning variants (lightning-4, lightning-8, edit, bf16) are CFG-distilled and run without true CFG
--- (20261205000300): a request above their max_true_cfg_scale is rejected naming true_cfg_scale, a style preset is
+-- (supabase/migrations/*_styles_and_variants.sql, *_generation_jobs.sql): a request above their max_true_cfg_scale is rejected naming true_cfg_scale, a style preset is
 -- checked against its default variant and capped for other variants, a variant's maximum cannot drop below a style.
 
 select tests.create_supabase_user('alice');

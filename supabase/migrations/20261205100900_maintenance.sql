@@ -1,11 +1,12 @@
--- The cost alert fires once per UTC day for the whole deployment, and is retried until its webhook takes it.
+-- Deployment-wide maintenance state the worker replicas share: the daily cost alert and the leader of the
+-- queue-wide metrics. Both tables live in schema queue, where the API roles have no usage; they are still revoked
+-- from them explicitly, and tenkaigen_worker gets no table privilege (the functions are security definer). Every
+-- function: revoked from public and the API roles, execute to tenkaigen_worker.
 --
--- Why: each worker process kept its own "last alert" time in memory (worker/maintenance.py CostAlert), so N
--- replicas sent N alerts a day, a restart sent it again, and a webhook that failed was never retried.
---
--- What changes: a table queue.cost_alerts (one row per UTC day on which the last 24 h of generation cost crossed
--- the threshold: what was seen, when it fired, how many delivery attempts, delivered or the last error) and two
--- functions for the worker:
+-- ## The cost alert fires once per UTC day for the whole deployment, and is retried until its webhook takes it
+-- (a per-process "last alert" time would send N alerts a day for N replicas, again after a restart, and never
+-- retry a failed webhook). queue.cost_alerts holds one row per UTC day on which the last 24 h of generation cost
+-- crossed the threshold: what was seen, when it fired, how many delivery attempts, delivered or the last error.
 --   queue.record_cost_alert(threshold_usd, max_attempts, retry_after) -> (day, cost_usd, gpu_seconds, attempt):
 --     reads the last 24 h of cost (the window of queue.job_stats) and returns one row when the caller must send
 --     the alert now: the first caller of the day to see the cost above the threshold (INSERT … ON CONFLICT DO
@@ -15,12 +16,7 @@
 --     to send (below the threshold, delivered, attempts used up, or another replica is sending it now).
 --   queue.finish_cost_alert(day, attempt, error) -> boolean: records the outcome of a delivery: error null marks
 --     the day delivered (from any attempt; never sent again), an error is kept only for the latest attempt.
---
--- Privileges (the discipline of 20261125001700): the table lives in schema queue, where the API roles have no
--- usage; it is still revoked from them explicitly, and tenkaigen_worker gets no table privilege (the functions
--- are security definer). Both functions: revoke from public and the API roles, execute to tenkaigen_worker.
 
--- ## One row per UTC day on which the alert fired
 create table queue.cost_alerts (
   day date primary key,
   threshold_usd numeric not null constraint cost_alerts_threshold_positive check (threshold_usd > 0),
@@ -120,3 +116,81 @@ revoke all on function queue.record_cost_alert(numeric, integer, interval),
 grant execute on function queue.record_cost_alert(numeric, integer, interval),
                           queue.finish_cost_alert(date, integer, text)
   to tenkaigen_worker;
+
+-- ## One worker at a time exports the queue-wide gauges: a leader lease in queue.maintenance_leader
+-- (if every replica exported queued, running, claimable and oldest claimable age, a dashboard summing them over
+-- instances would show N times the queue; the replica count must not change what a query over the queue returns).
+--   queue.try_lead(worker_id, lease_seconds) -> boolean: take the lease if nobody holds it or it has expired,
+--     or renew it if worker_id already holds it; true while worker_id leads. Concurrent callers serialise on the
+--     row (INSERT … ON CONFLICT … DO UPDATE … WHERE), so at most one of them gets true for a lease window.
+--   queue.resign_lead(worker_id) -> boolean: a stopping leader ends its lease now, so another replica takes
+--     over at its next gauge run instead of after the lease.
+-- The worker's gauge job calls try_lead before reading queue.job_stats and exports the queue gauges only while
+-- it leads; the metric `tenkaigen_queue_metrics_leader` says which replica does.
+
+create table queue.maintenance_leader (
+  singleton boolean primary key default true constraint maintenance_leader_is_one_row check (singleton),
+  worker_id text not null constraint maintenance_leader_worker_id_not_blank check (length(worker_id) > 0),
+  acquired_at timestamptz not null default now(),
+  lease_expires_at timestamptz not null,
+  constraint maintenance_leader_lease_after_acquired check (lease_expires_at >= acquired_at)
+);
+comment on table queue.maintenance_leader is
+  'The worker that exports the queue-wide metrics (one row; queue.try_lead takes and renews it, '
+  'queue.resign_lead ends it).';
+revoke all on table queue.maintenance_leader from public, anon, authenticated, service_role;
+
+-- ## try_lead: take, keep or be refused the lease
+create function queue.try_lead(worker_id text, lease_seconds integer)
+returns boolean
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_led boolean;
+begin
+  if try_lead.worker_id is null or length(try_lead.worker_id) = 0 then
+    raise exception using errcode = '22023', message = 'worker_id: give the id of the calling worker';
+  end if;
+  if try_lead.lease_seconds is null or try_lead.lease_seconds < 1 then
+    raise exception using errcode = '22023',
+      message = format('lease_seconds: must be at least 1, got %s', coalesce(try_lead.lease_seconds::text, 'null'));
+  end if;
+  insert into queue.maintenance_leader as l (singleton, worker_id, acquired_at, lease_expires_at)
+  values (true, try_lead.worker_id, now(), now() + make_interval(secs => try_lead.lease_seconds))
+  on conflict (singleton) do update
+     set worker_id = excluded.worker_id,
+         acquired_at = case when l.worker_id = excluded.worker_id then l.acquired_at else excluded.acquired_at end,
+         lease_expires_at = excluded.lease_expires_at
+   where l.worker_id = excluded.worker_id or l.lease_expires_at < now()
+  returning true into v_led;
+  return coalesce(v_led, false);
+end;
+$$;
+comment on function queue.try_lead(text, integer) is
+  'Take the queue-metrics leader lease for lease_seconds if it is free or expired, or renew it if worker_id '
+  'holds it. True while worker_id leads; false when another worker holds an unexpired lease.';
+
+-- ## resign_lead: a stopping leader hands over at once
+create function queue.resign_lead(worker_id text)
+returns boolean
+language sql
+security definer
+set search_path = ''
+as $$
+  with resigned as (
+    update queue.maintenance_leader l
+       set lease_expires_at = greatest(l.acquired_at, now() - interval '1 microsecond')
+     where l.worker_id = resign_lead.worker_id and l.lease_expires_at >= now()
+    returning 1
+  )
+  select exists (select from resigned)
+$$;
+comment on function queue.resign_lead(text) is
+  'End the queue-metrics leader lease now if worker_id holds it (a stopping worker); true if it did.';
+
+-- ## Privileges: the worker role only
+revoke all on function queue.try_lead(text, integer), queue.resign_lead(text)
+  from public, anon, authenticated, service_role;
+grant execute on function queue.try_lead(text, integer), queue.resign_lead(text) to tenkaigen_worker;

@@ -1,8 +1,18 @@
 -- What a signed-in client may do with generation jobs: insert its own rows (request columns only), read its
 -- own rows, cancel its own jobs and ask for a queued job's position. `anon` gets nothing here (it reads styles).
+--
+-- The privileges are exact whatever the project's default privileges (the discipline in the first migration):
+-- a table-level INSERT would cover every column, so the column-level grant would restrict nothing (a client could
+-- insert status, priority, max_attempts, created_at, back-dating past the hourly quota, lora…), and TRUNCATE is
+-- not subject to row-level security. So every API role is revoked first, then given exactly: select, and insert
+-- of the 14 request columns, to authenticated; nothing to anon or service_role. service_role bypasses row-level
+-- security and is trusted, but nothing uses it on these tables (the worker connects as tenkaigen_worker or
+-- postgres and uses the service key for Storage only); a project that wants the service key to manage jobs
+-- through the Data API grants that in a migration of its own.
 
 alter table public.generation_jobs enable row level security;
 
+revoke all on table public.generation_jobs from anon, authenticated, service_role;
 grant select on public.generation_jobs to authenticated;
 grant insert (prompt, expanded_prompt, negative_prompt, style, variant, width, height, steps, true_cfg_scale,
               seed, init_image_path, franchise, client_request_id, metadata)
@@ -78,6 +88,10 @@ comment on function public.cancel_generation_job(uuid) is
   'worker stops it) or the final status it already had.';
 
 -- ## Queue position
+-- The position your job will have when it becomes claimable, that is at greatest(now(), your run_after). A job
+-- counts as ahead of yours when it is queued, will be claimable by then (its run_after <= that moment), and comes
+-- first in the order of queue.claim_jobs (priority desc, run_after, created_at, id). So higher-priority jobs still
+-- waiting out a retry backoff at that moment are not ahead of yours: queue.claim_jobs would not take them either.
 create function public.generation_job_queue_position(job_id uuid)
 returns integer
 language sql
@@ -88,6 +102,7 @@ as $$
   select 1 + (
     select count(*)::integer from public.generation_jobs o
     where o.status = 'queued'
+      and o.run_after <= greatest(now(), j.run_after)
       and (o.priority > j.priority
            or (o.priority = j.priority
                and (o.run_after, o.created_at, o.id) < (j.run_after, j.created_at, j.id))))
@@ -97,13 +112,15 @@ as $$
     and j.status = 'queued'
 $$;
 comment on function public.generation_job_queue_position(uuid) is
-  'Client RPC: 1-based position of your queued job in claim order; null when it is not queued (or not yours).';
+  'Client RPC: 1-based position of your queued job in claim order (priority desc, run_after, created_at, id: '
+  'the order of queue.claim_jobs) at the moment it becomes claimable; jobs still backing off then are not ahead '
+  'of it. Null when it is not queued (or not yours).';
 
-revoke execute on function public.cancel_generation_job(uuid) from public, anon;
-revoke execute on function public.generation_job_queue_position(uuid) from public, anon;
-grant execute on function public.cancel_generation_job(uuid) to authenticated;
-grant execute on function public.generation_job_queue_position(uuid) to authenticated;
-revoke execute on function public.generation_jobs_prepare_request() from public, anon, authenticated;
-revoke execute on function public.generation_jobs_enforce_quota() from public, anon, authenticated;
-revoke execute on function public.generation_jobs_guard_transition() from public, anon, authenticated;
+-- ## Privileges
+-- client RPCs: authenticated only
+revoke all on function public.cancel_generation_job(uuid), public.generation_job_queue_position(uuid)
+  from public, anon, authenticated, service_role;
+grant execute on function public.cancel_generation_job(uuid), public.generation_job_queue_position(uuid)
+  to authenticated;
+-- the shared cancel: security-definer callers only (schema queue's default privileges already exclude PUBLIC)
 revoke execute on function queue.request_cancel(uuid) from public;

@@ -22,6 +22,7 @@ comment on table queue.quota_limits is
 
 insert into queue.quota_limits (user_id, max_active_jobs, max_jobs_per_hour, note)
 values (null, 3, 30, 'default for every user');
+revoke all on table queue.quota_limits from public, anon, authenticated, service_role;
 
 create function public.generation_jobs_enforce_quota()
 returns trigger
@@ -77,3 +78,6 @@ $$;
 create trigger generation_jobs_quota
   before insert on public.generation_jobs
   for each row execute function public.generation_jobs_enforce_quota();
+
+-- a trigger function: nobody calls it directly
+revoke all on function public.generation_jobs_enforce_quota() from public, anon, authenticated, service_role;

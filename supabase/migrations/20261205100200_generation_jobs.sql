@@ -1,114 +1,154 @@
--- Lightning variants run without true CFG: a request, a style preset or a variant default may not give them a
--- true_cfg_scale above 1.
+-- public.generation_jobs: one row per request. The row is the job, its status and its result (contract).
 --
--- Why: lightning-4, lightning-8, edit (Qwen-Image-Edit-2509 Lightning) and bf16 (the 8-step Lightning LoRA fused
--- in) are CFG-distilled. Upstream runs them at true_cfg_scale = 1.0 (Nunchaku's examples/v1/qwen-image-lightning.py
--- and qwen-image-edit-2509-lightning.py, https://github.com/nunchaku-tech/nunchaku/tree/v1.1.0/examples/v1); above 1
--- the pipeline runs a second, negative-prompt pass per step (twice the GPU time) and over-saturates the image. The
--- request trigger accepted 1..20 for every variant, so such a job was paid for twice and came out wrong.
+-- Clients insert rows through PostgREST under RLS (grants and policies: the client API file). Every request bound
+-- is checked by the `generation_jobs_prepare_request` trigger, whose errors name the field (SQLSTATE 22023,
+-- message `<field>: …`); the same trigger resolves the style preset into the columns the worker uses. State
+-- invariants are named CHECK constraints; legal status transitions are enforced by
+-- `generation_jobs_guard_transition`.
 --
--- What changes:
---   * public.generation_variants gets max_true_cfg_scale (1..20, at least default_true_cfg_scale): 1 for the
---     Lightning variants, 20 for base and tiny. The worker's pipeline has the same rule (modal_app/pipeline.py
---     LIGHTNING_MAX_TRUE_CFG_SCALE) for requests that do not come through this table.
---   * public.generation_jobs_prepare_request (as 20261125001600 left it, plus this check): a request's own
---     true_cfg_scale above its resolved variant's maximum is rejected with SQLSTATE 22023 and column
---     true_cfg_scale, like every other validation error. A style's preset value is capped to the variant's maximum
---     instead: the style was checked against its own default variant (below), and a client who picked another
---     variant did not ask for that CFG. An admin's UPDATE that changes variant or true_cfg_scale is checked too.
---   * public.generation_styles_check_true_cfg_scale (trigger): a style's true_cfg_scale may not exceed its
---     default variant's maximum (insert, or update of true_cfg_scale / default_variant).
---   * public.generation_variants_check_true_cfg_scale (trigger): lowering a variant's maximum below a style that
---     defaults to it is rejected, naming the style.
--- Jobs already queued keep their values (none can exist: the schema has never been deployed).
---
--- Privileges (the discipline of 20261125001700): the new column is covered by the table-level SELECT the API roles
--- already have on generation_variants (nothing else is granted on it). The two new trigger functions are revoked
--- from public, anon, authenticated and service_role and granted to nobody: only their triggers run them.
--- generation_jobs_prepare_request keeps its grants and owner (`create or replace`).
+-- Status (contract):
+--   queued     waiting for a worker (run_after may delay it: retry backoff)
+--   running    claimed by one worker (locked_by) holding a lease (lease_expires_at)
+--   succeeded  image stored at result_path in bucket generated-designs (final)
+--   failed     permanent error or max_attempts reached (final; an admin may requeue)
+--   canceled   canceled by its owner or an admin (final; an admin may requeue)
 
--- ## Variants: the largest true_cfg_scale each one accepts
+create table public.generation_jobs (
+  -- identity
+  id uuid primary key default gen_random_uuid(),
+  user_id uuid not null default auth.uid() references auth.users (id) on delete cascade,
+  client_request_id text,
 
-alter table public.generation_variants
-  add column max_true_cfg_scale real not null default 20,
-  add constraint max_true_cfg_scale_in_range check (max_true_cfg_scale between 1 and 20),
-  add constraint default_true_cfg_scale_within_max check (default_true_cfg_scale <= max_true_cfg_scale);
+  -- request: the only columns a client may write (column-level insert grant)
+  prompt text not null,
+  expanded_prompt text,
+  negative_prompt text,
+  style text not null default 'none' references public.generation_styles (id) on update cascade,
+  variant text references public.generation_variants (id) on update cascade,
+  width integer not null default 1024,
+  height integer not null default 1024,
+  steps integer,
+  true_cfg_scale real,
+  seed bigint,
+  init_image_path text,
+  franchise text,
+  metadata jsonb not null default '{}'::jsonb,
 
-comment on column public.generation_variants.max_true_cfg_scale is
-  'Largest true_cfg_scale a job on this variant may use: 1 for CFG-distilled (Lightning) variants, which run '
-  'without true CFG; requests above it are rejected, style presets are capped to it.';
+  -- resolved at insert from the style preset and queue.franchise_loras: exactly what the model gets
+  resolved_prompt text,
+  lora text,
+  lora_scale real,
 
-update public.generation_variants set max_true_cfg_scale = 1
- where id in ('lightning-4', 'lightning-8', 'edit', 'bf16');
+  -- state
+  status text not null default 'queued',
+  progress real not null default 0,
+  priority smallint not null default 0,
+  attempts integer not null default 0,
+  max_attempts integer not null default 3,
+  run_after timestamptz not null default now(),
+  cancel_requested_at timestamptz,
+  locked_by text,
+  lease_expires_at timestamptz,
+  error_code text,
+  error_message text,
+  created_at timestamptz not null default now(),
+  started_at timestamptz,
+  finished_at timestamptz,
+  updated_at timestamptz not null default now(),
 
--- ## Trigger functions: revoke first (20261125001700), then define; nobody is granted EXECUTE
+  -- result
+  result_path text,
+  result_bytes integer,
+  backend text,
+  backend_call_id text,
+  gpu_seconds real,
+  cost_usd numeric(12, 6),
 
-create or replace function public.generation_styles_check_true_cfg_scale()
-returns trigger
-language plpgsql
-security definer
-set search_path = ''
-as $$
-declare
-  v_max real;
-begin
-  if new.true_cfg_scale is null then
-    return new;
-  end if;
-  select v.max_true_cfg_scale into v_max from public.generation_variants v where v.id = new.default_variant;
-  if v_max is not null and new.true_cfg_scale > v_max then
-    raise exception using errcode = '22023', column = 'true_cfg_scale',
-      message = format('true_cfg_scale: variant %s runs without true CFG and accepts at most %s (got %s)',
-                       new.default_variant, v_max, new.true_cfg_scale),
-      hint = 'Leave true_cfg_scale empty (the variant''s default) or pick a default_variant with true CFG (base).';
-  end if;
-  return new;
-end;
-$$;
+  constraint status_is_valid check (status in ('queued', 'running', 'succeeded', 'failed', 'canceled')),
+  constraint progress_between_0_and_1 check (progress >= 0 and progress <= 1),
+  constraint max_attempts_in_range check (max_attempts between 1 and 25),
+  constraint attempts_within_max check (attempts >= 0 and attempts <= max_attempts),
+  -- a queued job must be claimable: claim_jobs adds one attempt (else one row would block every claim)
+  constraint queued_job_has_an_attempt_left check (status <> 'queued' or attempts < max_attempts),
+  constraint lease_only_while_running check (
+    (status = 'running') = (locked_by is not null and lease_expires_at is not null)),
+  constraint finished_at_only_when_final check (
+    (status in ('succeeded', 'failed', 'canceled')) = (finished_at is not null)),
+  constraint result_only_when_succeeded check ((status = 'succeeded') = (result_path is not null)),
+  constraint result_path_is_owner_folder check (
+    result_path is null or result_path = user_id::text || '/' || id::text || '.png'),
+  constraint error_code_when_failed check (status <> 'failed' or error_code is not null),
+  constraint resolved_request_is_complete check (
+    variant is not null and steps is not null and true_cfg_scale is not null and seed is not null
+    and resolved_prompt is not null and negative_prompt is not null),
+  constraint lora_only_on_bf16 check (lora is null or variant = 'bf16')
+);
 
-comment on function public.generation_styles_check_true_cfg_scale() is
-  'Trigger: a style''s true_cfg_scale is at most its default variant''s max_true_cfg_scale (20261205000300).';
+comment on table public.generation_jobs is
+  'Image-generation jobs. Clients insert and read their own rows; workers change them only via queue.* functions.';
+comment on column public.generation_jobs.status is
+  'queued | running | succeeded | failed | canceled (the generation_jobs migration explains each)';
+comment on column public.generation_jobs.priority is 'Higher runs first. Admin-only.';
+comment on column public.generation_jobs.run_after is 'Not claimed before this time (retry backoff).';
+comment on column public.generation_jobs.result_path is
+  'Object key <user_id>/<job_id>.png in storage bucket generated-designs; set when succeeded.';
+comment on column public.generation_jobs.seed is 'Chosen at insert when the client gives none, so retries repeat it.';
 
-create or replace function public.generation_variants_check_true_cfg_scale()
-returns trigger
-language plpgsql
-security definer
-set search_path = ''
-as $$
-declare
-  v_style public.generation_styles;
-begin
-  select * into v_style from public.generation_styles s
-   where s.default_variant = new.id and s.true_cfg_scale > new.max_true_cfg_scale
-   order by s.id limit 1;
-  if found then
-    raise exception using errcode = '22023', column = 'max_true_cfg_scale',
-      message = format('max_true_cfg_scale: style %s defaults to variant %s with true_cfg_scale %s, above %s',
-                       v_style.id, new.id, v_style.true_cfg_scale, new.max_true_cfg_scale),
-      hint = 'Lower that style''s true_cfg_scale (or clear it) first.';
-  end if;
-  return new;
-end;
-$$;
+-- ## Indexes
+-- The claim path: queued rows only, in the total claim order (priority desc, run_after, created_at, id), exactly
+-- the ORDER BY of queue.claim_jobs, so a claim reads it in order under its LIMIT with no sort. `id` breaks ties,
+-- and ties are common: jobs inserted by one statement share created_at = now(), and release_jobs /
+-- reap_expired_leases give run_after = now() to every job they give back in one call. Without it, tied rows would
+-- be claimed in heap order, and public.generation_job_queue_position (which counts in this order) could tell a
+-- client "1st" while a worker claimed a tied job first.
+create index generation_jobs_claimable_idx on public.generation_jobs
+  (priority desc, run_after, created_at, id)
+  where status = 'queued';
+comment on index public.generation_jobs_claimable_idx is
+  'The claim path: queued rows only, in claim order (priority desc, run_after, created_at, id), exactly the '
+  'ORDER BY of queue.claim_jobs and the order of public.generation_job_queue_position.';
+-- Running rows for the reaper and lease renewals; lease_expires_at is deliberately not indexed so that
+-- lease renewals and progress writes stay HOT updates.
+create index generation_jobs_running_idx on public.generation_jobs (locked_by) where status = 'running';
+-- A user's own jobs (RLS reads, hourly quota) and their active jobs (active quota).
+create index generation_jobs_user_created_idx on public.generation_jobs (user_id, created_at desc);
+create index generation_jobs_user_active_idx on public.generation_jobs (user_id)
+  where status in ('queued', 'running');
+-- Idempotency: one job per (user, client_request_id).
+create unique index generation_jobs_client_request_id_key on public.generation_jobs (user_id, client_request_id)
+  where client_request_id is not null;
+-- Retention purge of old finished rows.
+create index generation_jobs_finished_at_idx on public.generation_jobs (finished_at)
+  where finished_at is not null;
 
-comment on function public.generation_variants_check_true_cfg_scale() is
-  'Trigger: a variant''s max_true_cfg_scale stays at or above every style that defaults to it (20261205000300).';
+-- A hot queue table: leave room for HOT updates and vacuum early and often.
+alter table public.generation_jobs set (
+  fillfactor = 70,
+  autovacuum_vacuum_scale_factor = 0.01,
+  autovacuum_vacuum_threshold = 200,
+  autovacuum_analyze_scale_factor = 0.02,
+  autovacuum_vacuum_cost_delay = 0
+);
 
-revoke all on function public.generation_styles_check_true_cfg_scale(),
-                       public.generation_variants_check_true_cfg_scale()
-  from public, anon, authenticated, service_role;
-
-create trigger generation_styles_check_true_cfg_scale
-  before insert or update of true_cfg_scale, default_variant on public.generation_styles
-  for each row execute function public.generation_styles_check_true_cfg_scale();
-
-create trigger generation_variants_check_true_cfg_scale
-  before update of max_true_cfg_scale on public.generation_variants
-  for each row execute function public.generation_variants_check_true_cfg_scale();
-
--- ## The request trigger: 20261125001600's function with the variant's CFG limit
-
-create or replace function public.generation_jobs_prepare_request()
+-- ## Request validation and preset resolution
+-- INSERT: every check, variant routing by franchise, preset resolution.
+-- UPDATE (an admin's direct edit of a job's request in the SQL editor): each check runs only when its column's
+-- value changes (`is distinct from` the old row), with the insert's bounds and messages. Nothing is derived or
+-- re-resolved: variant, lora, lora_scale, steps, true_cfg_scale, negative_prompt, seed and resolved_prompt keep
+-- their values unless the statement sets them (so editing prompt, expanded_prompt, style or franchise records the
+-- new value but does not change what the worker runs; cancel and insert a new job for that). Why: the style and
+-- variant foreign keys are `on update cascade`, so an admin renaming a style or variant updates every job naming
+-- it; re-running the insert logic there would move jobs to bf16 when their franchise gained a LoRA since, rewrite
+-- the recorded variant of finished jobs, and fail the rename when a user had deleted their input image or the
+-- style was disabled. A changed init_image_path must still be the owner's and exist; an unchanged one is not
+-- looked up again. The enabled flags of styles and variants only hide them from clients' inserts. A job on
+-- variant edit still needs an init image. The trigger does not fire on `update of style` (nothing is checked for
+-- a style on UPDATE), so a style rename cascades without running it.
+-- CFG-distilled (Lightning) variants: a request's own true_cfg_scale above its resolved variant's
+-- max_true_cfg_scale is rejected (22023, column true_cfg_scale); a style's preset value is capped to it instead
+-- (the style was checked against its own default variant; a client who picked another variant did not ask for
+-- that CFG). An admin's UPDATE that changes variant or true_cfg_scale is checked too.
+create function public.generation_jobs_prepare_request()
 returns trigger
 language plpgsql
 security definer          -- reads storage.objects to check init_image_path, whatever the caller's grants
@@ -271,7 +311,7 @@ begin
   end if;
 
   -- CFG-distilled (Lightning) variants run without true CFG: the request's own value may not exceed the variant's
-  -- maximum; a style's preset value is capped to it (20261205000300)
+  -- maximum; a style's preset value is capped to it
   if new.true_cfg_scale > v_variant.max_true_cfg_scale then
     raise exception using errcode = '22023', column = 'true_cfg_scale',
       message = format('true_cfg_scale: variant %s runs without true CFG and accepts at most %s (got %s)',
@@ -302,6 +342,39 @@ $$;
 
 comment on function public.generation_jobs_prepare_request() is
   'Trigger: validates a request (errors name the field, SQLSTATE 22023) and resolves its style preset and '
-  'franchise LoRA at insert; on UPDATE only checks the request values the statement changes and derives nothing '
-  '(20261125001600); a true_cfg_scale above the variant''s max_true_cfg_scale is rejected, a style''s is capped '
-  '(20261205000300).';
+  'franchise LoRA at insert; on UPDATE only checks the request values the statement changes and derives nothing; '
+  'a true_cfg_scale above the variant''s max_true_cfg_scale is rejected, a style''s is capped.';
+
+create trigger generation_jobs_prepare_request
+  before insert or update of prompt, expanded_prompt, negative_prompt, variant, width, height, steps,
+    true_cfg_scale, seed, init_image_path, franchise, metadata, client_request_id
+  on public.generation_jobs
+  for each row execute function public.generation_jobs_prepare_request();
+
+-- ## Legal status transitions (the state machine; docs/architecture.md draws it)
+create function public.generation_jobs_guard_transition()
+returns trigger
+language plpgsql
+set search_path = ''
+as $$
+begin
+  if new.status is distinct from old.status and not (
+       (old.status = 'queued' and new.status in ('running', 'canceled'))
+    or (old.status = 'running' and new.status in ('succeeded', 'failed', 'queued', 'canceled'))
+    or (old.status in ('failed', 'canceled', 'succeeded') and new.status = 'queued')
+  ) then
+    raise exception using errcode = '23514', column = 'status',
+      message = format('status: illegal transition from %s to %s for job %s', old.status, new.status, old.id);
+  end if;
+  new.updated_at := now();
+  return new;
+end;
+$$;
+
+create trigger generation_jobs_guard_transition
+  before update on public.generation_jobs
+  for each row execute function public.generation_jobs_guard_transition();
+
+-- trigger functions: nobody calls them directly
+revoke all on function public.generation_jobs_prepare_request(), public.generation_jobs_guard_transition()
+  from public, anon, authenticated, service_role;
