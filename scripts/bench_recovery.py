@@ -36,11 +36,11 @@ from typing import Any
 
 import psycopg
 
-from worker.bench import machine_description
+from tenkaigen_tools.bench import machine_description
+from tenkaigen_tools.queries import QUERIES
 from worker.config import LEASE_SECONDS_DEFAULT, POLL_INTERVAL_DEFAULT, REAP_INTERVAL_DEFAULT
 from worker.migrate import PROJECT_ROOT, migrate
 from worker.pgcluster import LocalCluster
-from worker.queue import QUERIES
 from worker.scheduler import reap_jitter
 
 RUNS_DEFAULT = 5

@@ -57,7 +57,7 @@ def _run(cmd: list[str], env: dict[str, str] | None = None) -> subprocess.Comple
 
 def run_ruff() -> SuiteResult:
     start = time.monotonic()
-    proc = _run([str(VENV_BIN / "ruff"), "check", "worker", "modal_app", "tests", "scripts"])
+    proc = _run([str(VENV_BIN / "ruff"), "check", "worker", "modal_app", "tenkaigen_tools", "tests", "scripts"])
     ok = proc.returncode == 0
     return SuiteResult("ruff", int(ok), int(not ok), time.monotonic() - start)
 

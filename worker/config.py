@@ -37,17 +37,22 @@ REAP_INTERVAL_DEFAULT = 2.0
 GENERATION_TIMEOUT_DEFAULT = 900.0
 MAX_RESULT_BYTES_DEFAULT = 64 * 1024 * 1024
 
+# The one GPU price table: the `modal` backend costs each call with it and TENKAIGEN_GPU_PRICES overrides entries.
+# Modal's published per-second prices (https://modal.com/pricing, read 2026-10; verify there before relying on them),
+# by Modal's GPU names (older spellings such as A10G or A100 are found through worker/backends/modal.py
+# PRICE_ALIASES). "CPU" prices the tiny variant's 2-core / 4 GiB container: 2 x $0.0000131 + 4 x $0.00000222.
 GPU_PRICES_USD_PER_SECOND_DEFAULT: dict[str, float] = {
-    # Modal's published per-second GPU prices (modal.com/pricing, 2025); override with TENKAIGEN_GPU_PRICES.
     "T4": 0.000164,
     "L4": 0.000222,
     "A10": 0.000306,
-    "A10G": 0.000306,
     "L40S": 0.000542,
     "A100-40GB": 0.000583,
     "A100-80GB": 0.000694,
-    "A100": 0.000583,
+    "RTX-PRO-6000": 0.000842,
     "H100": 0.001097,
+    "H200": 0.001261,
+    "B200": 0.001736,
+    "CPU": round(2 * 0.0000131 + 4 * 0.00000222, 10),
 }
 
 TRANSACTION_POOLER_PORT = 6543

@@ -18,7 +18,7 @@ from worker.backends.base import GenerationRequest
 
 
 class JobStatus(enum.StrEnum):
-    """The contract's job statuses (see migration 20261125000300 for each meaning)."""
+    """The contract's job statuses (supabase/migrations/*_generation_jobs.sql gives each meaning)."""
 
     QUEUED = "queued"        # waiting for a worker (run_after may delay it)
     RUNNING = "running"      # claimed by one worker holding a lease

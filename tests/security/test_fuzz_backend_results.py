@@ -31,15 +31,15 @@ from hypothesis import strategies as st
 from PIL import Image
 from psycopg.rows import dict_row
 
+from tenkaigen_tools.chaos_backend import add_provenance
+from tenkaigen_tools.testing import FaultInjectingStorage
 from tests.support import create_user
 from worker.backends.base import GenerationRequest, GenerationResult, ProgressCallback
-from worker.backends.chaos import add_provenance
 from worker.db import open_pool
 from worker.metrics import Metrics
 from worker.queue import QueueClient
 from worker.results import PNG_SIGNATURE, blank_png
 from worker.runner import Runner, make_worker_id
-from worker.testing import FaultInjectingStorage
 
 LIMIT = 256 * 1024                                   # max_result_bytes of the runner under test
 BACKEND = "scripted-results-test-double"

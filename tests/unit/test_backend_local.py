@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from modal_app import pins, pipeline
+from modal_app import loading, pins, pipeline
 from tests.unit.conftest_pipeline import install_fake_nunchaku, png_size, tiny_request
 from worker.backends.base import Backend, GenerationRequest
 from worker.backends.local import LocalBackend, create_backend
@@ -106,7 +106,7 @@ async def test_a_nunchaku_variant_on_hopper_fails_before_downloading(tmp_path, m
     def no_downloads(*args, **kwargs):
         raise AssertionError("must not download")
 
-    monkeypatch.setattr(pipeline, "_from_hub", no_downloads)
+    monkeypatch.setattr(loading, "_from_hub", no_downloads)
     with pytest.raises(ConfigurationError, match=r"no kernels for this GPU \(NVIDIA H100 80GB HBM3, sm_90\)"):
         await backend.generate(job(variant="base"), ignore)
 

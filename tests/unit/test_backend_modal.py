@@ -38,12 +38,12 @@ from tests.unit.modal_fakes import FakeFunctionCall, FakeQueue, Lookup, Registry
 from worker import installed_version
 from worker.backends.base import Backend, CallTracker, GenerationRequest
 from worker.backends.modal import (
-    PRICES_USD_PER_SECOND_DEFAULT,
     ModalBackend,
     create_backend,
     map_modal_error,
     price_per_second,
 )
+from worker.config import GPU_PRICES_USD_PER_SECOND_DEFAULT
 from worker.exceptions import BackendRestarted, BadRequest, ConfigurationError, LeaseLost, Transient
 
 pytestmark = pytest.mark.filterwarnings(MODAL_LOCAL_WARNING)
@@ -135,7 +135,7 @@ async def test_a_job_is_spawned_its_call_recorded_at_once_followed_and_costed(lo
     assert png_size(result.png) == (96, 64) and png_text(result.png)["seed"] == "77"
     assert result.gpu_type == "CPU" and result.gpu_seconds is None
     seconds = sum(result.timings.values())
-    assert result.cost_usd == pytest.approx(seconds * PRICES_USD_PER_SECOND_DEFAULT["CPU"], abs=1e-8)
+    assert result.cost_usd == pytest.approx(seconds * GPU_PRICES_USD_PER_SECOND_DEFAULT["CPU"], abs=1e-8)
     assert tracker.mismatches == []  # the app and the worker run the same release and pins
 
     again = await backend.generate(job(steps=2), Progress(), calls=Tracker().calls)  # the same warm pool
@@ -395,7 +395,7 @@ def test_cancellation_and_interrupts_are_never_mapped():
 
 
 def test_prices_are_looked_up_by_modal_gpu_name_or_an_alias():
-    assert price_per_second(PRICES_USD_PER_SECOND_DEFAULT, "L40S") == 0.000542
+    assert price_per_second(GPU_PRICES_USD_PER_SECOND_DEFAULT, "L40S") == 0.000542
     assert price_per_second({"A10G": 0.0003}, "A10") == 0.0003
     assert price_per_second({"A100": 0.0006}, "A100-80GB") == 0.0006
     assert price_per_second({"L4": 0.0002}, "T4") is None

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-from worker.bench import kept_sections
+from tenkaigen_tools.bench import kept_sections
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "bench_recovery.py"
 

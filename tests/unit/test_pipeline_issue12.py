@@ -11,7 +11,7 @@ import pytest
 import torch
 from diffusers import QwenImageTransformer2DModel
 
-from modal_app import pipeline
+from modal_app import loading, pipeline
 from modal_app.tiny_components import build_tiny_components
 from tests.unit.conftest_pipeline import init_png, install_fake_nunchaku, png_text, tiny_loaded, tiny_request
 
@@ -180,7 +180,7 @@ def test_a_nunchaku_built_for_another_torch_stops_the_load_before_any_download(
     tmp_path, monkeypatch, pretend_cuda
 ):
     install_fake_nunchaku(tmp_path, monkeypatch, real=True, built_for_torch="2.8")
-    monkeypatch.setattr(pipeline, "_from_hub", lambda *a, **k: pytest.fail("must not download"))
+    monkeypatch.setattr(loading, "_from_hub", lambda *a, **k: pytest.fail("must not download"))
     with pytest.raises(pipeline.UnsupportedEnvironment, match=r"built for torch 2\.8"):
         pipeline.load_pipeline("lightning-8")
 
@@ -191,7 +191,7 @@ def test_no_kernel_image_while_loading_is_an_unsupported_environment(tmp_path, m
     def from_hub(*args, **kwargs):
         raise RuntimeError("CUDA error: no kernel image is available for execution on the device")
 
-    monkeypatch.setattr(pipeline, "_from_hub", from_hub)
+    monkeypatch.setattr(loading, "_from_hub", from_hub)
     with pytest.raises(pipeline.UnsupportedEnvironment, match="retrying will not help"):
         pipeline.load_pipeline("lightning-8")
 

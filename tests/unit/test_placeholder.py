@@ -7,8 +7,8 @@ import io
 import pytest
 from PIL import Image
 
+from tenkaigen_tools.noop_backend import NoopBackend
 from worker.backends.base import Backend, GenerationRequest
-from worker.backends.noop import NoopBackend
 from worker.backends.placeholder import PlaceholderBackend
 from worker.backends.registry import BACKEND_MODULES, create_backend
 from worker.config import Settings

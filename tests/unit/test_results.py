@@ -10,8 +10,8 @@ import zlib
 import pytest
 from PIL import Image
 
+from tenkaigen_tools.noop_backend import NoopBackend
 from worker.backends.base import GenerationRequest
-from worker.backends.noop import NoopBackend
 from worker.config import load_settings
 from worker.exceptions import ConfigurationError, InvalidBackendResult, Transient
 from worker.results import IEND_CHUNK, PNG_SIGNATURE, blank_png, check_png

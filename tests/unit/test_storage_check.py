@@ -13,12 +13,12 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tenkaigen_tools.memory_storage import MemoryStorage
+from tenkaigen_tools.testing import FaultInjectingStorage
 from worker.exceptions import ConfigurationError
 from worker.storage.base import Storage
 from worker.storage.local import LocalStorage
-from worker.storage.memory import MemoryStorage
 from worker.storage.supabase import SupabaseStorage
-from worker.testing import FaultInjectingStorage
 
 SERVICE_KEY = "eyJhbGciOiJIUzI1NiJ9.service-role-key-for-tests.c2lnbmF0dXJl"
 BASE = "https://abcd.supabase.co"

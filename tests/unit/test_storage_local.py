@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from tenkaigen_tools.memory_storage import MemoryStorage
 from worker.exceptions import BadRequest
 from worker.storage import create_storage
 from worker.storage.local import LocalStorage
-from worker.storage.memory import MemoryStorage
 
 USER = "6f1b7a0e-8a3c-4f5e-9b1d-2c3d4e5f6a7b"
 

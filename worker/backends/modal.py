@@ -41,6 +41,7 @@ from modal_app import pins, protocol
 from modal_app.pipeline import InvalidRequest, PipelineRequest, UnsupportedEnvironment
 from worker import installed_version
 from worker.backends.base import CallTracker, GenerationRequest, GenerationResult, ProgressCallback
+from worker.config import GPU_PRICES_USD_PER_SECOND_DEFAULT
 from worker.exceptions import (
     BackendRestarted,
     BadRequest,
@@ -67,21 +68,7 @@ CPU_VARIANTS = frozenset({"tiny"})
 # pools (modal_app/qwen_generator.py BF16_MEMORY_MIB). Everything else runs on the class's own GPU list.
 VARIANT_OPTIONS_DEFAULT: dict[str, dict[str, Any]] = {"bf16": {"gpu": "A100-80GB", "memory": 64 * 1024}}
 
-# Modal's published per-second prices (https://modal.com/pricing, read 2026-10; verify there before relying on them).
-# "CPU" prices the tiny variant's 2-core / 4 GiB container: 2 x $0.0000131 + 4 x $0.00000222.
-PRICES_USD_PER_SECOND_DEFAULT: dict[str, float] = {
-    "T4": 0.000164,
-    "L4": 0.000222,
-    "A10": 0.000306,
-    "L40S": 0.000542,
-    "A100-40GB": 0.000583,
-    "A100-80GB": 0.000694,
-    "RTX-PRO-6000": 0.000842,
-    "H100": 0.001097,
-    "H200": 0.001261,
-    "B200": 0.001736,
-    "CPU": 2 * 0.0000131 + 4 * 0.00000222,
-}
+# Prices: worker/config.py GPU_PRICES_USD_PER_SECOND_DEFAULT (the one table), overridden by TENKAIGEN_GPU_PRICES.
 # Other spellings of the same card in price tables (settings may use Modal's older names).
 PRICE_ALIASES: dict[str, tuple[str, ...]] = {
     "A10": ("A10G",),
@@ -118,7 +105,7 @@ class ModalBackend:
         self.class_name = class_name
         self.cpu_class_name = cpu_class_name
         self.environment_name = environment_name
-        self.gpu_prices = dict(PRICES_USD_PER_SECOND_DEFAULT if gpu_prices is None else gpu_prices)
+        self.gpu_prices = dict(GPU_PRICES_USD_PER_SECOND_DEFAULT if gpu_prices is None else gpu_prices)
         self.rank = rank
         self.variant_options = {k: dict(v) for k, v in (VARIANT_OPTIONS_DEFAULT if variant_options is None
                                                          else variant_options).items()}
@@ -398,7 +385,7 @@ def create_backend(settings: Settings) -> ModalBackend:
         class_name=getattr(settings, "modal_class_name", CLASS_NAME_DEFAULT),
         cpu_class_name=getattr(settings, "modal_cpu_class_name", CPU_CLASS_NAME_DEFAULT),
         environment_name=getattr(settings, "modal_environment", None),
-        gpu_prices={**PRICES_USD_PER_SECOND_DEFAULT, **getattr(settings, "gpu_prices", {})},
+        gpu_prices={**GPU_PRICES_USD_PER_SECOND_DEFAULT, **getattr(settings, "gpu_prices", {})},
         rank=getattr(settings, "nunchaku_rank", pins.NUNCHAKU_DEFAULT_RANK),
         progress_queue_name=getattr(settings, "modal_progress_queue", protocol.PROGRESS_QUEUE_NAME),
     )

@@ -17,12 +17,18 @@ if TYPE_CHECKING:
 
 BACKEND_MODULES: dict[str, str] = {
     "placeholder": "worker.backends.placeholder",
-    "noop": "worker.backends.noop",
+    "noop": "tenkaigen_tools.noop_backend",      # the queue benchmark's double (checkout only, see TOOLS_PACKAGE)
     "tiny": "worker.backends.tiny",
     "local": "worker.backends.local",
     "modal": "worker.backends.modal",
-    "chaos": "worker.backends.chaos",          # a test double for scripts/chaos, never for serving users
+    "chaos": "tenkaigen_tools.chaos_backend",   # a test double for scripts/chaos, never for serving users
 }
+
+# The test doubles live in the checkout's tools package, which the runtime wheel does not ship.
+TOOLS_PACKAGE = "tenkaigen_tools"
+TOOLS_HINT = (f"it is a test double from the source checkout's {TOOLS_PACKAGE} package, which an installed wheel "
+              "does not ship; run the worker from a checkout's root (python -m worker worker), or choose a "
+              "production backend (placeholder, tiny, local, modal)")
 
 INSTALL_HINTS: dict[str, str] = {
     "tiny": "install the ML extras: pip install -e '.[ml]' (CPU torch, pinned)",
@@ -41,7 +47,7 @@ def create_backend(settings: Settings) -> Backend:
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
-        hint = INSTALL_HINTS.get(name, "")
+        hint = TOOLS_HINT if module_name.startswith(TOOLS_PACKAGE + ".") else INSTALL_HINTS.get(name, "")
         missing = exc.name or str(exc)
         raise ConfigurationError(
             f"TENKAIGEN_BACKEND={name}: cannot import {module_name} (missing {missing})"

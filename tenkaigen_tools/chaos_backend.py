@@ -7,7 +7,7 @@ against its own job row by rendering again), and adds, driven by the prompt and 
 
 - random latency per call: `TENKAIGEN_CHAOS_LATENCY="min,max"` seconds, uniform, spread over the steps
   (seeded by `TENKAIGEN_CHAOS_SEED` and the process id);
-- directives in the prompt (the same `[name=value]` syntax as `worker.testing`), counted per job ACROSS worker
+- directives in the prompt (the same `[name=value]` syntax as `tenkaigen_tools.testing`), counted per job ACROSS worker
   processes when `TENKAIGEN_CHAOS_STATE_DIR` names a directory they share (one marker file per call, created
   with O_EXCL), so a job retried on another worker still sees its own history:
 
@@ -45,10 +45,10 @@ from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from tenkaigen_tools.testing import directives
 from worker.backends.base import GenerationRequest, GenerationResult, ProgressCallback
 from worker.backends.placeholder import render
 from worker.exceptions import BadRequest, Transient
-from worker.testing import directives
 
 if TYPE_CHECKING:
     from worker.config import Settings

@@ -3,7 +3,7 @@ must survive them, checked from the DATABASE (and the stored objects), never fro
 
 Each scenario gets its own throwaway `LocalCluster` (stand-in + every migration), its own storage directory and
 3 worker processes (`python -m worker worker`, `TENKAIGEN_BACKEND=chaos`: the placeholder's pixels plus injected
-latency and faults, see `worker/backends/chaos.py`). Jobs are inserted as an admin (not rate limited) with
+latency and faults, see `tenkaigen_tools/chaos_backend.py`). Jobs are inserted as an admin (not rate limited) with
 `max_attempts = 25`, because kills and stalls consume attempts. Everything stays on 127.0.0.1.
 
 A scenario's directory (cluster, worker logs, storage, call markers) is made under `<checkout>/.chaos/` (or
@@ -179,7 +179,7 @@ class JobSpec:
 
 
 def make_jobs(plan: Plan, users: list[uuid.UUID], rng: random.Random) -> list[JobSpec]:
-    from worker.backends.chaos import permanent_message
+    from tenkaigen_tools.chaos_backend import permanent_message
 
     kinds: list[tuple[str, int]] = []
     n_faulty = round(plan.jobs * plan.fault_rate)
@@ -794,7 +794,7 @@ def restart_points(plan: Plan) -> list[float]:
 def check_invariants(plan: Plan, db: Db, storage: Path, result: Result) -> None:
     from PIL import Image
 
-    from worker.backends.chaos import split_provenance
+    from tenkaigen_tools.chaos_backend import split_provenance
     from worker.backends.placeholder import render
     from worker.jobs import Job
 
