@@ -8,10 +8,10 @@ import time
 
 import psycopg
 
+from tenkaigen_tools.testing import FaultInjectingBackend
 from tests.integration.conftest import job_row, wait_for, wait_status
 from tests.support import as_client
 from worker.config import GRACE_PERIOD_DEFAULT
-from worker.testing import FaultInjectingBackend
 
 
 async def test_nothing_is_claimed_after_the_first_stop_while_in_flight_jobs_finish(

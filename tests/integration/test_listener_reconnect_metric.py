@@ -21,7 +21,7 @@ def terminate_listener(admin: psycopg.Connection) -> None:
 
 async def test_each_reconnect_is_counted_once(admin: psycopg.Connection, start_worker) -> None:
     worker = await start_worker()
-    listener = await wait_for(lambda: getattr(worker.runner, "_listener", None), message="the runner to start")
+    listener = await wait_for(lambda: getattr(worker.runner, "listener", None), message="the runner to start")
     await wait_for(listener.connected.is_set, message="the listener to connect")
     assert reconnects(worker) == 0, "the first connect is not a reconnect"
     for expected in (1, 2):

@@ -14,11 +14,11 @@ from PIL import Image
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
+from tenkaigen_tools.testing import FaultInjectingBackend, FaultInjectingStorage
 from tests.integration.conftest import completions, job_row, wait_for, wait_status
 from tests.support import as_client
 from worker.exceptions import WorkerFault
 from worker.storage.base import RESULTS_BUCKET
-from worker.testing import FaultInjectingBackend, FaultInjectingStorage
 
 
 def enqueue_as(admin: psycopg.Connection, user: uuid.UUID, prompt: str, **fields: object) -> uuid.UUID:
@@ -212,7 +212,7 @@ async def test_a_cancel_sent_while_the_listener_reconnects_is_caught_up_at_recon
     started = time.monotonic()
     worker = await start_worker(backend=backend, lease_seconds=120)   # the renew loop's first round: 40 s in
     await wait_for(wait_status(admin, job_id, "running"), message="job to start")
-    listener = worker.runner._listener
+    listener = worker.runner.listener
     dbname = admin.execute("select current_database()").fetchone()[0]
     (pid,) = admin.execute(
         "select pid from pg_stat_activity where application_name = 'tenkaigen-listener' and datname = %s", (dbname,)
@@ -377,7 +377,7 @@ async def test_a_batch_of_jobs_completes_each_exactly_once(admin, make_job, star
         admin.execute("select job_id, count(*) from queue.job_completions group by job_id").fetchall()
     )
     assert set(counts) == set(ids) and set(counts.values()) == {1}
-    assert worker.runner._completer.calls < 60, "completions are batched"
+    assert worker.runner.completer.calls < 60, "completions are batched"
     succeeded_messages = admin.execute(
         "select count(distinct id) from realtime.messages where payload->>'status' = 'succeeded'"
     ).fetchone()[0]

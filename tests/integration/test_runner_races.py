@@ -11,18 +11,18 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
+from tenkaigen_tools.testing import FaultInjectingBackend
 from tests.integration.conftest import RunningWorker, completions, job_row, wait_for, wait_status
 from worker.backends.base import GenerationRequest, GenerationResult, ProgressCallback
 from worker.db import CANCEL_CHANNEL
 from worker.exceptions import ConfigurationError
 from worker.jobs import Job
-from worker.testing import FaultInjectingBackend
 
 
 async def listening(worker: RunningWorker) -> None:
     """Wait until the worker's listener has run LISTEN (a NOTIFY sent before that is not delivered to it)."""
     def connected() -> bool:
-        listener = getattr(worker.runner, "_listener", None)     # set once the runner's task has started
+        listener = getattr(worker.runner, "listener", None)     # set once the runner's task has started
         return listener is not None and listener.connected.is_set()
 
     await wait_for(connected, within=5, message="the worker's listener")
@@ -52,7 +52,7 @@ async def test_a_cancel_that_beats_the_claims_answer_cancels_the_job_and_frees_i
     async def cancel_before_the_answer(jobs: list[Job]) -> None:
         job_id = jobs[0].id
         assert admin.execute("select queue.cancel_job(%s)", (job_id,)).fetchone()[0] == "cancel_requested"
-        await wait_for(lambda: job_id in runner._recent_cancels, within=5, message="the cancel NOTIFY")
+        await wait_for(lambda: job_id in runner.cancels.recent, within=5, message="the cancel NOTIFY")
 
     after_each_claim(worker, cancel_before_the_answer)
     job_id = make_job("cancel me [sleep=30]")
@@ -73,7 +73,7 @@ async def test_a_cancel_remembered_from_before_a_requeue_does_not_stop_the_next_
     worker = await start_worker(backend=backend, lease_seconds=3)
     await listening(worker)
     assert admin.execute("select queue.cancel_job(%s)", (job_id,)).fetchone()[0] == "cancel_requested"
-    await wait_for(lambda: job_id in worker.runner._recent_cancels, within=5, message="the cancel NOTIFY")
+    await wait_for(lambda: job_id in worker.runner.cancels.recent, within=5, message="the cancel NOTIFY")
     assert admin.execute("select queue.acknowledge_cancel('someone-else:1:abc', %s, 1)", (job_id,)).fetchone()[0]
     assert admin.execute("select queue.requeue_job(%s, false)", (job_id,)).fetchone()[0] == "queued"
     row = await wait_for(wait_status(admin, job_id, "succeeded", "failed", "canceled"), within=10,
@@ -99,7 +99,7 @@ async def test_a_cancel_that_can_no_longer_be_acknowledged_hands_the_job_back(
             return
         withdrawn.append(job_id)
         admin.execute("select pg_notify(%s, %s)", (CANCEL_CHANNEL, str(job_id)))
-        await wait_for(lambda: job_id in runner._recent_cancels, within=5, message="the cancel NOTIFY")
+        await wait_for(lambda: job_id in runner.cancels.recent, within=5, message="the cancel NOTIFY")
 
     after_each_claim(worker, notify_a_withdrawn_cancel)
     caplog.set_level(logging.WARNING, logger="tenkaigen.runner")
@@ -119,13 +119,13 @@ async def test_a_job_reclaimed_by_the_worker_still_running_its_previous_attempt_
     worker = await start_worker(backend=backend, lease_seconds=2)
     runner = worker.runner
     renewals_down = True
-    renew = runner.renew_leases
+    renew = runner.leases.renew
 
     async def renew_unless_down() -> None:           # a database outage that only the renewals notice
         if not renewals_down:
             await renew()
 
-    runner.renew_leases = renew_unless_down  # type: ignore[method-assign]
+    runner.leases.renew = renew_unless_down  # type: ignore[method-assign]
 
     async def reap() -> None:                          # the other workers' reapers
         while True:
