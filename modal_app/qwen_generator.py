@@ -34,16 +34,16 @@
 
 import contextlib
 import logging
-import os
 import time
-from collections import defaultdict
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import modal
 
 from modal_app import pins, protocol
+from modal_app.progress_channel import progress_channel
+from modal_app.run_output import cached_revisions, describe_result, save_result
+from modal_app.warm_pool import warm_pool
 
 log = logging.getLogger("tenkaigen.modal_app")
 
@@ -75,23 +75,10 @@ OFFLOAD_MEMORY_MIB = 40 * GIB
 BF16_MEMORY_MIB = 64 * GIB
 
 
-def warm_pool(environ: Mapping[str, str] = os.environ) -> dict[str, int]:
-    """The warm pool of each GPU pool, read when `modal deploy` imports this file (not by the worker).
-
-    TENKAIGEN_MODAL_MIN_CONTAINERS keeps that many containers of each variant pool up at all times (billed idle);
-    TENKAIGEN_MODAL_BUFFER_CONTAINERS keeps that many idle ones on top of the busy ones while the pool is active.
-    Both default to 0 (scale to zero). To raise a pool for busy hours without redeploying, use
-    `python -m modal_app.warm_pool` (docs/deploy.md, "Warm pool")."""
-    pool = {"max_containers": int(environ.get("TENKAIGEN_MODAL_MAX_CONTAINERS", "4"))}
-    for name, key in (("min_containers", "TENKAIGEN_MODAL_MIN_CONTAINERS"),
-                      ("buffer_containers", "TENKAIGEN_MODAL_BUFFER_CONTAINERS")):
-        value = int(environ.get(key, "0"))
-        if value < 0:
-            raise ValueError(f"{key}: {value} is negative; use 0 to scale to zero")
-        if value:
-            pool[name] = value
-    return pool
-
+# The warm pool of each GPU pool is read from TENKAIGEN_MODAL_* when `modal deploy` imports this file
+# (`modal_app/warm_pool.py` `warm_pool`, which also raises or lowers a deployed pool without redeploying).
+# Progress travels through a `modal.Queue` partition per job (`modal_app/progress_channel.py`); what
+# `modal run` prints and writes is in `modal_app/run_output.py`.
 
 # ## The container image
 
@@ -126,49 +113,6 @@ with image.imports():
 hf_cache = modal.Volume.from_name("tenkaigen-hf-cache", create_if_missing=True)
 
 app = modal.App(APP_NAME, image=image)
-
-# ## Progress: a Queue partition per job
-
-# `.local()` (tests, no Modal account) has no Queue to reach, so events go to LOCAL_PROGRESS there; in a container
-# they go to the named Queue the worker reads.
-
-
-class LocalProgress:
-    """An in-process stand-in for the progress Queue, used when the method runs through `.local()`."""
-
-    def __init__(self) -> None:
-        self.partitions: dict[str, list[dict[str, Any]]] = defaultdict(list)
-
-    def put(self, event: dict[str, Any], *, partition: str, **_: Any) -> None:
-        self.partitions[partition].append(event)
-
-
-LOCAL_PROGRESS = LocalProgress()
-
-
-class ProgressChannel:
-    """Puts a job's events into its partition; a failed put is logged once and never fails the generation."""
-
-    def __init__(self, queue: Any, partition: str) -> None:
-        self.queue, self.partition, self.failed = queue, partition, False
-
-    def put(self, event: dict[str, Any]) -> None:
-        try:
-            self.queue.put(
-                event, partition=self.partition, partition_ttl=protocol.PROGRESS_PARTITION_TTL_S, timeout=5
-            )
-        except Exception as exc:  # progress is best effort; the result still comes back as the return value
-            if not self.failed:
-                log.warning("progress for partition %s not delivered: %s", self.partition, exc)
-            self.failed = True
-
-
-def progress_channel(job_id: str) -> ProgressChannel:
-    partition = protocol.partition_key(job_id)
-    if modal.is_local():
-        return ProgressChannel(LOCAL_PROGRESS, partition)
-    return ProgressChannel(modal.Queue.from_name(protocol.PROGRESS_QUEUE_NAME, create_if_missing=True), partition)
-
 
 # ## The generator
 
@@ -324,16 +268,6 @@ def model_revisions() -> dict[str, str | None]:
     return found
 
 
-def cached_revisions(hub_cache: Path, branch: str = pins.UNPINNED) -> dict[str, str | None]:
-    """The commit hash `branch` pointed to when each repository of pins.MODEL_REPOS was downloaded into the
-    Hugging Face cache (`models--<org>--<name>/refs/<branch>`), or None for a repository not in the cache."""
-    found: dict[str, str | None] = {}
-    for repo in pins.MODEL_REPOS:
-        ref = hub_cache / f"models--{repo.repo_id.replace('/', '--')}" / "refs" / branch
-        found[repo.repo_id] = ref.read_text().strip() if ref.is_file() else None
-    return found
-
-
 # ## Generate from the command line
 
 # `modal run modal_app/qwen_generator.py` spawns the `run` method of an ephemeral copy of the app exactly as the
@@ -380,21 +314,3 @@ def generator_class(variant: str, pool: str = "resident") -> Any:
     if pool not in ("resident", "offload"):
         raise SystemExit(f"--pool: {pool!r} is not resident or offload")
     return QwenGeneratorOffload if pool == "offload" else QwenGenerator
-
-
-def save_result(outcome: dict[str, Any], output: str | os.PathLike[str]) -> dict[str, Any]:
-    """Check a `run` outcome, write its PNG, return it."""
-    if outcome.get("type") == "error":
-        raise SystemExit(f"the generator answered {outcome.get('code')}: {outcome.get('message')}")
-    if outcome.get("type") != "result":
-        raise SystemExit("the generator ended without a result")
-    Path(output).write_bytes(outcome["png"])
-    return outcome
-
-
-def describe_result(result: dict[str, Any], output: str, round_trip_s: float) -> str:
-    return (
-        f"wrote {output}: {result['width']}x{result['height']}, {result['steps']} steps, seed {result['seed']}, "
-        f"on {result['gpu_type']} (offload: {result.get('offload', 'none')}), app {result.get('app_version')}; "
-        f"round trip {round_trip_s:.1f}s, timings {result['timings']}"
-    )

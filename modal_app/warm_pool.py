@@ -15,13 +15,32 @@ crontab and what an idle warm container costs. Needs the same Modal credentials 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from modal_app import pins
 
 APP_NAME = "tenkaigen-qwen"  # modal_app/qwen_generator.py APP_NAME; not imported, so no image is defined here
+
+
+def warm_pool(environ: Mapping[str, str] = os.environ) -> dict[str, int]:
+    """The warm pool of each GPU pool, read when `modal deploy` imports this file (not by the worker).
+
+    TENKAIGEN_MODAL_MIN_CONTAINERS keeps that many containers of each variant pool up at all times (billed idle);
+    TENKAIGEN_MODAL_BUFFER_CONTAINERS keeps that many idle ones on top of the busy ones while the pool is active.
+    Both default to 0 (scale to zero). To raise a pool for busy hours without redeploying, use
+    `python -m modal_app.warm_pool` (docs/deploy.md, "Warm pool")."""
+    pool = {"max_containers": int(environ.get("TENKAIGEN_MODAL_MAX_CONTAINERS", "4"))}
+    for name, key in (("min_containers", "TENKAIGEN_MODAL_MIN_CONTAINERS"),
+                      ("buffer_containers", "TENKAIGEN_MODAL_BUFFER_CONTAINERS")):
+        value = int(environ.get(key, "0"))
+        if value < 0:
+            raise ValueError(f"{key}: {value} is negative; use 0 to scale to zero")
+        if value:
+            pool[name] = value
+    return pool
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:

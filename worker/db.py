@@ -24,7 +24,7 @@ import psycopg
 from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 
-from worker.config import check_database_url
+from worker.config_checks import check_database_url
 from worker.exceptions import ConfigurationError
 from worker.logging import logger
 

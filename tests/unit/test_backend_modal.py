@@ -24,7 +24,7 @@ import modal
 import modal.exception
 import pytest
 
-from modal_app import pipeline, protocol, qwen_generator
+from modal_app import pipeline, progress_channel, protocol, qwen_generator
 from tests.unit.conftest_pipeline import (
     BLOCK_HEAVY_IMPORTS,
     MODAL_LOCAL_WARNING,
@@ -103,7 +103,7 @@ def progress_queue(monkeypatch: pytest.MonkeyPatch) -> FakeQueue:
         names.append((name, environment_name))
         return fake
 
-    monkeypatch.setattr(qwen_generator, "LOCAL_PROGRESS", fake)
+    monkeypatch.setattr(progress_channel, "LOCAL_PROGRESS", fake)
     monkeypatch.setattr(modal.Queue, "from_name", from_name)
     fake.names = names  # type: ignore[attr-defined]
     return fake

@@ -1,4 +1,4 @@
-"""worker/cli_render.py: `tenkaigen jobs` rows fit on one line at 80 and 120 columns with whole status words; ages,
+"""worker/cli/render.py: `tenkaigen jobs` rows fit on one line at 80 and 120 columns with whole status words; ages,
 cuts and JSON."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import pytest
 from rich.cells import cell_len
 from rich.console import Console
 
-from worker.cli_render import action_message, age, jobs_table, shorten, to_json
+from worker.cli.render import action_message, age, jobs_table, shorten, to_json
 from worker.jobs import JobRecord, JobStatus
 from worker.queue import AdminAction
 

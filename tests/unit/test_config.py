@@ -4,14 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from worker.config import (
-    Settings,
-    check_database_url,
-    check_environment,
-    env_name,
-    known_variables,
-    load_settings,
-)
+from worker.config import Settings, env_name, known_variables, load_settings
+from worker.config_checks import check_database_url, check_environment
 from worker.exceptions import ConfigurationError
 
 DSN = "postgresql://tenkaigen_worker:s3cret-pw@db.abcd.supabase.co:5432/postgres"

@@ -44,10 +44,10 @@ def tiny_generator() -> Any:
 
 @pytest.fixture
 def progress(monkeypatch: pytest.MonkeyPatch) -> FakeQueue:
-    from modal_app import qwen_generator
+    from modal_app import progress_channel
 
     fake = FakeQueue()
-    monkeypatch.setattr(qwen_generator, "LOCAL_PROGRESS", fake)
+    monkeypatch.setattr(progress_channel, "LOCAL_PROGRESS", fake)
     return fake
 
 

@@ -61,3 +61,24 @@ def test_storage_is_chosen_by_name(tmp_path: Path) -> None:
     supabase = create_storage(Settings(**base, storage="supabase", supabase_url="https://a.supabase.co",
                                        supabase_service_role_key="k"))
     assert supabase.name == "supabase"
+
+
+async def test_an_upload_is_fsynced_file_first_then_its_directory(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A power cut after the rename must find either the old object or the whole new one: the file's bytes reach
+    the disk before the rename, and the rename itself (a directory entry) reaches it after."""
+    import os
+    import stat
+
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def recording_fsync(fd: int) -> None:
+        mode = os.fstat(fd).st_mode
+        synced.append("dir" if stat.S_ISDIR(mode) else "file")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    await LocalStorage(tmp_path).upload_result(f"{USER}/job.png", b"png")
+    assert synced == ["file", "dir"]
+    assert (tmp_path / "generated-designs" / USER / "job.png").read_bytes() == b"png"

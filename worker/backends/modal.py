@@ -19,7 +19,7 @@ When the awaiting task is cancelled the call is cancelled too, unless the job is
 (`<tenkaigen version>+<pins digest>`); another version than this worker's is logged once per version and counted.
 A call that Modal terminated (the app was redeployed or stopped) is `BackendRestarted` once per job: handed back
 without using an attempt. Modal's own exceptions are mapped once, in `map_modal_error`, to `BadRequest` /
-`Transient` / `ConfigurationError` with a message that says what happened and what to do.
+`Transient` / `ConfigurationError` with a message that says what happened and what to do (modal_support.py).
 
 Requests are validated locally first (`modal_app.pipeline.PipelineRequest`, no torch), so a bad request costs no
 GPU time. This module imports no torch.
@@ -38,9 +38,9 @@ import modal
 import modal.exception
 
 from modal_app import pins, protocol
-from modal_app.pipeline import InvalidRequest, PipelineRequest, UnsupportedEnvironment
 from worker import installed_version
 from worker.backends.base import CallTracker, GenerationRequest, GenerationResult, ProgressCallback
+from worker.backends.modal_support import map_modal_error, price_per_second, request_payload
 from worker.config import GPU_PRICES_USD_PER_SECOND_DEFAULT
 from worker.exceptions import (
     BackendRestarted,
@@ -67,14 +67,6 @@ CPU_VARIANTS = frozenset({"tiny"})
 # kernels to worry about; loading stages ~58 GB in RAM, so it asks for more container memory than the Nunchaku
 # pools (modal_app/qwen_generator.py BF16_MEMORY_MIB). Everything else runs on the class's own GPU list.
 VARIANT_OPTIONS_DEFAULT: dict[str, dict[str, Any]] = {"bf16": {"gpu": "A100-80GB", "memory": 64 * 1024}}
-
-# Prices: worker/config.py GPU_PRICES_USD_PER_SECOND_DEFAULT (the one table), overridden by TENKAIGEN_GPU_PRICES.
-# Other spellings of the same card in price tables (settings may use Modal's older names).
-PRICE_ALIASES: dict[str, tuple[str, ...]] = {
-    "A10": ("A10G",),
-    "A100-40GB": ("A100",),
-    "A100-80GB": ("A100",),
-}
 
 CANCEL_TIMEOUT_S = 10.0
 PROGRESS_WAIT_S = 30.0     # one blocking Queue read; an empty read just starts the next one
@@ -291,9 +283,8 @@ class ModalBackend:
         )
 
     def map_error(self, exc: BaseException, *, job_id: str | None = None) -> TenkaigenError | None:
-        mapped = map_modal_error(
-            exc, app_name=self.app_name, class_name=self.class_name, environment_name=self.environment_name
-        )
+        where = f"Modal app {self.app_name!r} (class {self.class_name!r}, environment {self.environment_name or 'default'})"
+        mapped = map_modal_error(exc, where=where)
         if isinstance(mapped, BackendRestarted) and job_id is not None:
             if job_id in self._restarted_jobs:   # once per job: a second time is no redeploy, retry with backoff
                 return Transient(f"the Modal call was terminated again ({type(exc).__name__}: {exc})")
@@ -303,80 +294,6 @@ class ModalBackend:
     async def aclose(self) -> None:
         self._instances.clear()
         self._progress = None
-
-
-def request_payload(request: GenerationRequest) -> dict[str, Any]:
-    """The dict the Modal method receives, validated here first so a bad request never reaches a GPU."""
-    payload = request.to_dict()
-    try:
-        PipelineRequest.from_dict(payload)
-    except InvalidRequest as exc:
-        raise BadRequest(str(exc)) from exc
-    return payload
-
-
-def price_per_second(prices: Mapping[str, float], gpu_type: str | None) -> float | None:
-    if gpu_type is None:
-        return None
-    for name in (gpu_type, *PRICE_ALIASES.get(gpu_type, ())):
-        if name in prices:
-            return float(prices[name])
-    return None
-
-
-def map_modal_error(
-    exc: BaseException,
-    *,
-    app_name: str = APP_NAME_DEFAULT,
-    class_name: str = CLASS_NAME_DEFAULT,
-    environment_name: str | None = None,
-) -> TenkaigenError | None:
-    """The worker error for an exception raised by a Modal call, or None to let it propagate unchanged."""
-    me = modal.exception
-    where = f"Modal app {app_name!r} (class {class_name!r}, environment {environment_name or 'default'})"
-    detail = f"{type(exc).__name__}: {exc}"
-    if isinstance(exc, asyncio.CancelledError | KeyboardInterrupt | SystemExit | GeneratorExit):
-        return None
-    if isinstance(exc, TenkaigenError):
-        return exc
-    if isinstance(exc, InvalidRequest):
-        return BadRequest(str(exc))
-    if isinstance(exc, UnsupportedEnvironment):
-        return ConfigurationError(f"{where} cannot run this variant: {exc}")
-    if isinstance(exc, me.OutputExpiredError):
-        return Transient(f"the Modal call's output expired before it was read ({detail}); regenerating")
-    if isinstance(exc, me.FunctionTimeoutError):
-        return Transient(f"the Modal call ran past the function's timeout ({detail})")
-    if isinstance(exc, me.TimeoutError | builtins.TimeoutError):
-        return Transient(f"timed out waiting for Modal ({detail})")
-    if isinstance(exc, me.InputCancellation | me.RemoteError):
-        # a call Modal terminated without an exception of the function's own (GENERIC_STATUS_TERMINATED): the
-        # app was redeployed or stopped, or the call was cancelled outside this worker
-        return BackendRestarted(
-            f"the Modal call was terminated outside this worker, e.g. by a redeploy or `modal app stop` ({detail}); "
-            "the job is handed back without using an attempt"
-        )
-    if isinstance(exc, me.AuthError):
-        return ConfigurationError(
-            f"Modal rejected this worker's credentials ({detail}); set MODAL_TOKEN_ID and MODAL_TOKEN_SECRET "
-            "(modal token new) for the workspace that deployed the app"
-        )
-    if isinstance(exc, me.NotFoundError):
-        return ConfigurationError(
-            f"{where} was not found ({detail}); deploy it with `modal deploy modal_app/qwen_generator.py` "
-            "or fix the app/class/environment settings"
-        )
-    if isinstance(exc, me.PermissionDeniedError):
-        return ConfigurationError(f"this Modal token may not call {where} ({detail})")
-    if isinstance(exc, me.VersionError):
-        return ConfigurationError(f"the installed modal client is not supported by Modal any more ({detail})")
-    if isinstance(exc, me.InvalidError | me.RequestSizeError | me.SerializationError):
-        return BadRequest(f"Modal rejected the request's input ({detail})")
-    if isinstance(exc, me.Error | builtins.ConnectionError | OSError):
-        return Transient(f"Modal call failed ({detail})")
-    if isinstance(exc, Exception):  # an exception raised by the generator in the container
-        return Transient(f"the Modal generator failed ({detail})")
-    return None
 
 
 def create_backend(settings: Settings) -> ModalBackend:

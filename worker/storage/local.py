@@ -1,6 +1,7 @@
 """Storage in a local directory (the embedded default): `<root>/<bucket>/<user_id>/<file>`.
 
-Writes go to a temporary file renamed into place, so a reader never sees half a PNG and a retried upload simply
+Writes go to a temporary file that is fsynced, renamed into place, and then the directory is fsynced: a reader
+never sees half a PNG, a power cut leaves either the old object or the whole new one, and a retried upload simply
 replaces the object. The start-up check creates `<root>/generated-designs` if needed and writes and removes a probe
 file there: a directory the worker cannot write is a ConfigurationError naming TENKAIGEN_LOCAL_STORAGE_DIR.
 """
@@ -79,8 +80,20 @@ def _write_atomically(path: Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    _fsync_directory(path.parent)
+
+
+def _fsync_directory(folder: Path) -> None:
+    """Make a rename in `folder` durable (POSIX: the new entry lives in the directory, not in the file)."""
+    fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
