@@ -17,6 +17,7 @@ export type Database = {
           backend: string | null
           backend_call_id: string | null
           cancel_requested_at: string | null
+          claims: number
           client_request_id: string | null
           cost_usd: number | null
           created_at: string

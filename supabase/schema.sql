@@ -77,6 +77,7 @@ CREATE TABLE public.generation_jobs (
     priority smallint DEFAULT 0 NOT NULL,
     attempts integer DEFAULT 0 NOT NULL,
     max_attempts integer DEFAULT 3 NOT NULL,
+    claims integer DEFAULT 0 NOT NULL,
     run_after timestamp with time zone DEFAULT now() NOT NULL,
     cancel_requested_at timestamp with time zone,
     locked_by text,
@@ -524,7 +525,7 @@ $$;
 
 COMMENT ON FUNCTION public.generation_variants_check_true_cfg_scale() IS 'Trigger: a variant''s max_true_cfg_scale stays at or above every style that defaults to it.';
 
-CREATE FUNCTION queue.acknowledge_cancel(worker_id text, job_id uuid, attempt integer) RETURNS boolean
+CREATE FUNCTION queue.acknowledge_cancel(worker_id text, job_id uuid, claim integer) RETURNS boolean
     LANGUAGE sql SECURITY DEFINER
     SET search_path TO ''
     AS $$
@@ -535,7 +536,7 @@ CREATE FUNCTION queue.acknowledge_cancel(worker_id text, job_id uuid, attempt in
            locked_by = null,
            lease_expires_at = null
      where j.id = acknowledge_cancel.job_id
-       and j.attempts = acknowledge_cancel.attempt
+       and j.claims = acknowledge_cancel.claim
        and j.status = 'running'
        and j.locked_by = acknowledge_cancel.worker_id
        and j.cancel_requested_at is not null
@@ -544,7 +545,7 @@ CREATE FUNCTION queue.acknowledge_cancel(worker_id text, job_id uuid, attempt in
   select exists (select from updated)
 $$;
 
-COMMENT ON FUNCTION queue.acknowledge_cancel(worker_id text, job_id uuid, attempt integer) IS 'The worker stopped a job whose cancel was requested: running -> canceled. False = lease lost.';
+COMMENT ON FUNCTION queue.acknowledge_cancel(worker_id text, job_id uuid, claim integer) IS 'The worker stopped a job whose cancel was requested: running -> canceled. False = lease lost.';
 
 CREATE FUNCTION queue.cancel_job(job_id uuid) RETURNS text
     LANGUAGE plpgsql SECURITY DEFINER
@@ -580,6 +581,7 @@ CREATE FUNCTION queue.claim_jobs(worker_id text, max_jobs integer, lease_seconds
   update public.generation_jobs j
      set status = 'running',
          attempts = j.attempts + 1,
+         claims = j.claims + 1,              -- the new claim's number: the fence of this run's writes
          locked_by = claim_jobs.worker_id,
          lease_expires_at = now() + make_interval(secs => claim_jobs.lease_seconds),
          started_at = now(),
@@ -589,12 +591,48 @@ CREATE FUNCTION queue.claim_jobs(worker_id text, max_jobs integer, lease_seconds
   returning j.*
 $$;
 
-COMMENT ON FUNCTION queue.claim_jobs(worker_id text, max_jobs integer, lease_seconds integer) IS 'Claim up to max_jobs queued jobs in the total order (priority desc, run_after, created_at, id) with SKIP LOCKED: running, attempts + 1, leased to worker_id for lease_seconds. Commit at once; never hold it across generation. The candidates are read in order from generation_jobs_claimable_idx and updated through the primary key, so the cost does not grow with the table.';
+COMMENT ON FUNCTION queue.claim_jobs(worker_id text, max_jobs integer, lease_seconds integer) IS 'Claim up to max_jobs queued jobs in the total order (priority desc, run_after, created_at, id) with SKIP LOCKED: running, attempts + 1, claims + 1 (the claim number that fences this run), leased to worker_id for lease_seconds. Commit at once; never hold it across generation. The candidates are read in order from generation_jobs_claimable_idx and updated through the primary key, so the cost does not grow with the table.';
+
+CREATE FUNCTION queue.claim_storage_deletions(bucket text, max_rows integer DEFAULT 500, lease_seconds integer DEFAULT 300) RETURNS TABLE(id bigint, object_key text)
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+  with picked as materialized (
+    select d.id from queue.storage_deletions d
+    where d.bucket = claim_storage_deletions.bucket
+      and (d.claimed_until is null or d.claimed_until < now())
+    order by d.id
+    limit greatest(claim_storage_deletions.max_rows, 0)
+    for update skip locked
+  )
+  update queue.storage_deletions d
+     set claimed_until = now() + make_interval(secs => claim_storage_deletions.lease_seconds),
+         attempts = d.attempts + 1
+    from picked p
+   where d.id = p.id
+  returning d.id, d.object_key
+$$;
+
+COMMENT ON FUNCTION queue.claim_storage_deletions(bucket text, max_rows integer, lease_seconds integer) IS 'Take up to max_rows queued deletions of one bucket (oldest first, SKIP LOCKED), held for lease_seconds. Delete the objects, then call queue.finish_storage_deletions.';
 
 CREATE FUNCTION queue.complete_jobs(worker_id text, results jsonb) RETURNS SETOF uuid
     LANGUAGE sql SECURITY DEFINER
     SET search_path TO ''
     AS $$
+  with r as (
+    select * from jsonb_to_recordset(complete_jobs.results) as r(
+           job_id uuid, claim integer, result_path text, result_bytes integer, backend text,
+           backend_call_id text, gpu_seconds real, cost_usd numeric)
+  ), held as materialized (              -- lock in id order (see the top of this file)
+    select j.id
+      from public.generation_jobs j
+      join r on j.id = r.job_id
+     where j.claims = r.claim
+       and j.status = 'running'
+       and j.locked_by = complete_jobs.worker_id
+     order by j.id
+       for update of j
+  )
   update public.generation_jobs j
      set status = 'succeeded',
          progress = 1,
@@ -609,19 +647,16 @@ CREATE FUNCTION queue.complete_jobs(worker_id text, results jsonb) RETURNS SETOF
          backend_call_id = r.backend_call_id,
          gpu_seconds = r.gpu_seconds,
          cost_usd = r.cost_usd
-    from jsonb_to_recordset(complete_jobs.results) as r(
-           job_id uuid, attempt integer, result_path text, result_bytes integer, backend text,
-           backend_call_id text, gpu_seconds real, cost_usd numeric)
-   where j.id = r.job_id
-     and j.attempts = r.attempt
-     and j.status = 'running'
-     and j.locked_by = complete_jobs.worker_id
+    from held, r
+   where j.id = held.id
+     and r.job_id = held.id
+     and j.claims = r.claim
   returning j.id
 $$;
 
-COMMENT ON FUNCTION queue.complete_jobs(worker_id text, results jsonb) IS 'Mark jobs succeeded. results: [{job_id, attempt, result_path, result_bytes, backend, backend_call_id, gpu_seconds, cost_usd}]. Returns the ids completed; an id missing from the result lost its lease.';
+COMMENT ON FUNCTION queue.complete_jobs(worker_id text, results jsonb) IS 'Mark jobs succeeded. results: [{job_id, claim, result_path, result_bytes, backend, backend_call_id, gpu_seconds, cost_usd}]. Returns the ids completed; an id missing from the result lost its lease.';
 
-CREATE FUNCTION queue.fail_job(worker_id text, job_id uuid, attempt integer, error_code text, error_message text, retryable boolean) RETURNS text
+CREATE FUNCTION queue.fail_job(worker_id text, job_id uuid, claim integer, error_code text, error_message text, retryable boolean) RETURNS text
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
     AS $$
@@ -631,7 +666,7 @@ declare
 begin
   select * into v_job from public.generation_jobs j
    where j.id = fail_job.job_id
-     and j.attempts = fail_job.attempt
+     and j.claims = fail_job.claim
      and j.status = 'running'
      and j.locked_by = fail_job.worker_id
      for update;
@@ -655,7 +690,7 @@ begin
 end;
 $$;
 
-COMMENT ON FUNCTION queue.fail_job(worker_id text, job_id uuid, attempt integer, error_code text, error_message text, retryable boolean) IS 'Record a failed attempt. A requested cancel wins (canceled); retryable and attempts < max_attempts -> queued after queue.retry_delay; otherwise failed. Returns the new status, or null when the lease was lost.';
+COMMENT ON FUNCTION queue.fail_job(worker_id text, job_id uuid, claim integer, error_code text, error_message text, retryable boolean) IS 'Record a failed attempt. A requested cancel wins (canceled); retryable and attempts < max_attempts -> queued after queue.retry_delay; otherwise failed. Returns the new status, or null when the lease was lost.';
 
 CREATE FUNCTION queue.finish_cost_alert(day date, attempt integer, error text DEFAULT NULL::text) RETURNS boolean
     LANGUAGE sql SECURITY DEFINER
@@ -675,7 +710,28 @@ $$;
 
 COMMENT ON FUNCTION queue.finish_cost_alert(day date, attempt integer, error text) IS 'Record the outcome of a cost alert delivery: error null marks the day delivered (never sent again); an error is kept for the latest attempt (retried by queue.record_cost_alert). True if the row changed.';
 
-CREATE FUNCTION queue.purge_finished_jobs(older_than interval DEFAULT '30 days'::interval, max_jobs integer DEFAULT 10000) RETURNS TABLE(job_id uuid, result_path text)
+CREATE FUNCTION queue.finish_storage_deletions(ids bigint[], error text DEFAULT NULL::text) RETURNS integer
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  v_count integer;
+begin
+  if finish_storage_deletions.error is null then
+    delete from queue.storage_deletions d where d.id = any (finish_storage_deletions.ids);
+  else
+    update queue.storage_deletions d
+       set claimed_until = null, last_error = left(finish_storage_deletions.error, 2000)
+     where d.id = any (finish_storage_deletions.ids);
+  end if;
+  get diagnostics v_count = row_count;
+  return v_count;
+end;
+$$;
+
+COMMENT ON FUNCTION queue.finish_storage_deletions(ids bigint[], error text) IS 'error null: the objects are deleted, remove the rows. Otherwise release them at once with the error, for the next drain. Returns how many rows it touched.';
+
+CREATE FUNCTION queue.purge_finished_jobs(older_than interval DEFAULT '30 days'::interval, max_jobs integer DEFAULT 10000) RETURNS TABLE(job_id uuid, object_key text)
     LANGUAGE sql SECURITY DEFINER
     SET search_path TO ''
     AS $$
@@ -689,14 +745,19 @@ CREATE FUNCTION queue.purge_finished_jobs(older_than interval DEFAULT '30 days':
     delete from public.generation_jobs j
      using doomed d
      where j.id = d.id
-    returning j.id, j.result_path
+    returning j.id, j.user_id::text || '/' || j.id::text || '.png' as object_key
   ), audit as (
     delete from queue.job_completions c using purged p where c.job_id = p.id
+  ), runs as (
+    delete from queue.job_runs r using purged p where r.job_id = p.id
+  ), outbox as (
+    insert into queue.storage_deletions (bucket, object_key, job_id)
+    select 'generated-designs', p.object_key, p.id from purged p
   )
-  select id, result_path from purged
+  select id, object_key from purged
 $$;
 
-COMMENT ON FUNCTION queue.purge_finished_jobs(older_than interval, max_jobs integer) IS 'Retention: delete finished jobs older than older_than. Returns their result paths so the caller can remove the stored images through the Storage API (never delete from storage.objects in SQL).';
+COMMENT ON FUNCTION queue.purge_finished_jobs(older_than interval, max_jobs integer) IS 'Retention: delete finished jobs older than older_than and, in the same transaction, queue the deletion of each one''s image <user_id>/<job_id>.png in queue.storage_deletions. Returns the jobs and keys queued.';
 
 CREATE FUNCTION queue.reap_expired_leases(max_jobs integer DEFAULT 1000) RETURNS integer
     LANGUAGE plpgsql SECURITY DEFINER
@@ -740,7 +801,7 @@ $$;
 
 COMMENT ON FUNCTION queue.reap_expired_leases(max_jobs integer) IS 'Requeue running jobs whose lease expired (failed once attempts reach max_attempts; canceled if a cancel was requested). Safe to run from every worker at once. Returns how many were reaped.';
 
-CREATE FUNCTION queue.record_backend_call(worker_id text, job_id uuid, attempt integer, call_id text) RETURNS boolean
+CREATE FUNCTION queue.record_backend_call(worker_id text, job_id uuid, claim integer, call_id text) RETURNS boolean
     LANGUAGE sql SECURITY DEFINER
     SET search_path TO ''
     AS $$
@@ -748,7 +809,7 @@ CREATE FUNCTION queue.record_backend_call(worker_id text, job_id uuid, attempt i
     update public.generation_jobs j
        set backend_call_id = left(nullif(btrim(record_backend_call.call_id), ''), 200)
      where j.id = record_backend_call.job_id
-       and j.attempts = record_backend_call.attempt
+       and j.claims = record_backend_call.claim
        and j.status = 'running'
        and j.locked_by = record_backend_call.worker_id
     returning 1
@@ -756,7 +817,7 @@ CREATE FUNCTION queue.record_backend_call(worker_id text, job_id uuid, attempt i
   select exists (select from updated)
 $$;
 
-COMMENT ON FUNCTION queue.record_backend_call(worker_id text, job_id uuid, attempt integer, call_id text) IS 'Record the backend call id (e.g. a Modal FunctionCall id) of the running attempt this worker holds, as soon as the call exists. False = the lease is lost. Kept by reap and release, so the next attempt can re-attach.';
+COMMENT ON FUNCTION queue.record_backend_call(worker_id text, job_id uuid, claim integer, call_id text) IS 'Record the backend call id (e.g. a Modal FunctionCall id) of the running attempt this worker holds, as soon as the call exists. False = the lease is lost. Kept by reap and release, so the next attempt can re-attach.';
 
 CREATE FUNCTION queue.record_completions() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
@@ -795,10 +856,13 @@ begin
     raise exception using errcode = '22023', message = format('max_attempts: must be at least 1, got %s',
       coalesce(record_cost_alert.max_attempts::text, 'null'));
   end if;
-  -- the window of queue.job_stats: one range of generation_jobs_finished_at_idx
-  select coalesce(sum(j.cost_usd), 0), coalesce(sum(j.gpu_seconds), 0) into v_cost, v_gpu_seconds
-    from public.generation_jobs j
-   where j.finished_at > now() - interval '24 hours';
+  -- the window and sums of queue.job_stats: the live rows plus the runs a requeue cleared (queue.job_runs)
+  select coalesce(sum(s.cost_usd), 0), coalesce(sum(s.gpu_seconds), 0) into v_cost, v_gpu_seconds
+    from (select j.cost_usd, j.gpu_seconds from public.generation_jobs j
+           where j.finished_at > now() - interval '24 hours'
+          union all
+          select r.cost_usd, r.gpu_seconds from queue.job_runs r
+           where r.finished_at > now() - interval '24 hours') s;
   if v_cost <= record_cost_alert.threshold_usd then
     return;
   end if;
@@ -824,13 +888,23 @@ $$;
 
 COMMENT ON FUNCTION queue.record_cost_alert(threshold_usd numeric, max_attempts integer, retry_after interval) IS 'Cost alert, once per UTC day for the whole deployment: one row (day, cost_usd, gpu_seconds, attempt) when the caller must send it now (first crossing of the day, or a retry of an undelivered one after retry_after, up to max_attempts); no row otherwise. Report the outcome with queue.finish_cost_alert.';
 
-CREATE FUNCTION queue.release_jobs(worker_id text, job_ids uuid[], attempts integer[]) RETURNS integer
+CREATE FUNCTION queue.release_jobs(worker_id text, job_ids uuid[], claims integer[]) RETURNS integer
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
     AS $$
 declare
   v_released integer;
 begin
+  with held as materialized (            -- lock in id order (see the top of this file)
+    select j.id
+      from public.generation_jobs j
+      join unnest(release_jobs.job_ids, release_jobs.claims) as h(id, claim) on j.id = h.id
+     where j.claims = h.claim
+       and j.status = 'running'
+       and j.locked_by = release_jobs.worker_id
+     order by j.id
+       for update of j
+  )
   update public.generation_jobs j
      set status = case when j.cancel_requested_at is null then 'queued' else 'canceled' end,
          finished_at = case when j.cancel_requested_at is null then null else now() end,
@@ -839,11 +913,8 @@ begin
          progress = 0,
          locked_by = null,
          lease_expires_at = null
-    from unnest(release_jobs.job_ids, release_jobs.attempts) as held(id, attempt)
-   where j.id = held.id
-     and j.attempts = held.attempt
-     and j.status = 'running'
-     and j.locked_by = release_jobs.worker_id;
+    from held
+   where j.id = held.id;
   get diagnostics v_released = row_count;
   if v_released > 0 then
     perform pg_notify('generation_jobs_queued', '');
@@ -852,25 +923,32 @@ begin
 end;
 $$;
 
-COMMENT ON FUNCTION queue.release_jobs(worker_id text, job_ids uuid[], attempts integer[]) IS 'Give back jobs a stopping worker will not finish: queued again at once, attempt not counted (canceled instead if a cancel was requested). Returns how many were released.';
+COMMENT ON FUNCTION queue.release_jobs(worker_id text, job_ids uuid[], claims integer[]) IS 'Give back jobs a stopping worker will not finish: queued again at once, attempt not counted (canceled instead if a cancel was requested). Returns how many were released.';
 
-CREATE FUNCTION queue.renew_leases(worker_id text, job_ids uuid[], attempts integer[], lease_seconds integer DEFAULT 60) RETURNS TABLE(job_id uuid, cancel_requested boolean)
+CREATE FUNCTION queue.renew_leases(worker_id text, job_ids uuid[], claims integer[], lease_seconds integer DEFAULT 60) RETURNS TABLE(job_id uuid, cancel_requested boolean)
     LANGUAGE sql SECURITY DEFINER
     SET search_path TO ''
     AS $$
+  with held as materialized (            -- lock in id order (see the top of this file)
+    select j.id
+      from public.generation_jobs j
+      join unnest(renew_leases.job_ids, renew_leases.claims) as h(id, claim) on j.id = h.id
+     where j.claims = h.claim
+       and j.status = 'running'
+       and j.locked_by = renew_leases.worker_id
+     order by j.id
+       for update of j
+  )
   update public.generation_jobs j
      set lease_expires_at = now() + make_interval(secs => renew_leases.lease_seconds)
-    from unnest(renew_leases.job_ids, renew_leases.attempts) as held(id, attempt)
+    from held
    where j.id = held.id
-     and j.attempts = held.attempt
-     and j.status = 'running'
-     and j.locked_by = renew_leases.worker_id
   returning j.id, j.cancel_requested_at is not null
 $$;
 
-COMMENT ON FUNCTION queue.renew_leases(worker_id text, job_ids uuid[], attempts integer[], lease_seconds integer) IS 'Extend the leases of the given (job, attempt) pairs still held by worker_id. Jobs missing from the result were lost: drop them. cancel_requested tells the worker to stop a job (backs up the cancel NOTIFY).';
+COMMENT ON FUNCTION queue.renew_leases(worker_id text, job_ids uuid[], claims integer[], lease_seconds integer) IS 'Extend the leases of the given (job, claim number) pairs still held by worker_id. Jobs missing from the result were lost: drop them. cancel_requested tells the worker to stop a job (backs up the cancel NOTIFY).';
 
-CREATE FUNCTION queue.report_progress(worker_id text, job_id uuid, attempt integer, progress real) RETURNS boolean
+CREATE FUNCTION queue.report_progress(worker_id text, job_id uuid, claim integer, progress real) RETURNS boolean
     LANGUAGE sql SECURITY DEFINER
     SET search_path TO ''
     AS $$
@@ -878,7 +956,7 @@ CREATE FUNCTION queue.report_progress(worker_id text, job_id uuid, attempt integ
     update public.generation_jobs j
        set progress = greatest(j.progress, least(greatest(report_progress.progress, 0), 1))
      where j.id = report_progress.job_id
-       and j.attempts = report_progress.attempt
+       and j.claims = report_progress.claim
        and j.status = 'running'
        and j.locked_by = report_progress.worker_id
     returning 1
@@ -886,7 +964,7 @@ CREATE FUNCTION queue.report_progress(worker_id text, job_id uuid, attempt integ
   select exists (select from updated)
 $$;
 
-COMMENT ON FUNCTION queue.report_progress(worker_id text, job_id uuid, attempt integer, progress real) IS 'Record progress 0..1 (never moves backwards within an attempt). False = the lease is lost.';
+COMMENT ON FUNCTION queue.report_progress(worker_id text, job_id uuid, claim integer, progress real) IS 'Record progress 0..1 of the run this claim holds (never moves backwards within it). False = the lease is lost.';
 
 CREATE FUNCTION queue.request_cancel(p_job_id uuid) RETURNS text
     LANGUAGE plpgsql SECURITY DEFINER
@@ -931,6 +1009,12 @@ begin
   if v_status in ('queued', 'running') then
     return v_status;       -- already live: nothing to do
   end if;
+  insert into queue.job_runs (job_id, attempt, claim, status, started_at, finished_at, backend, backend_call_id,
+                              gpu_seconds, cost_usd)
+  select j.id, j.attempts, j.claims, j.status, j.started_at, j.finished_at, j.backend, j.backend_call_id, j.gpu_seconds,
+         j.cost_usd
+    from public.generation_jobs j
+   where j.id = requeue_job.job_id;
   update public.generation_jobs j
      set status = 'queued',
          attempts = case when requeue_job.reset_attempts then 0 else least(j.attempts, j.max_attempts - 1) end,
@@ -956,7 +1040,7 @@ begin
 end;
 $$;
 
-COMMENT ON FUNCTION queue.requeue_job(job_id uuid, reset_attempts boolean) IS 'Admin: put a failed, canceled or succeeded job back in the queue (attempts reset by default), clearing everything its previous run recorded (result, backend call, GPU time, cost, start and finish times, error). Returns queued, or the live status it already had.';
+COMMENT ON FUNCTION queue.requeue_job(job_id uuid, reset_attempts boolean) IS 'Admin: put a failed, canceled or succeeded job back in the queue (attempts reset by default), clearing everything its previous run recorded (result, backend call, GPU time, cost, start and finish times, error) after copying that run into queue.job_runs. Returns queued, or the live status it already had.';
 
 CREATE FUNCTION queue.resign_lead(worker_id text) RETURNS boolean
     LANGUAGE sql SECURITY DEFINER
@@ -1105,6 +1189,32 @@ ALTER TABLE queue.job_completions ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTI
     CACHE 1
 );
 
+CREATE TABLE queue.job_runs (
+    id bigint NOT NULL,
+    job_id uuid NOT NULL,
+    attempt integer NOT NULL,
+    claim integer NOT NULL,
+    status text NOT NULL,
+    started_at timestamp with time zone,
+    finished_at timestamp with time zone,
+    backend text,
+    backend_call_id text,
+    gpu_seconds real,
+    cost_usd numeric(12,6),
+    requeued_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+COMMENT ON TABLE queue.job_runs IS 'The runs a requeue cleared from their job (status, attempt, backend call, GPU seconds, cost, finished_at), so the 24 h spend keeps them. Written by queue.requeue_job; purged with its job.';
+
+ALTER TABLE queue.job_runs ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME queue.job_runs_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
 CREATE VIEW queue.job_stats WITH (security_invoker='true') AS
  SELECT q.queued,
     q.claimable,
@@ -1114,9 +1224,9 @@ CREATE VIEW queue.job_stats WITH (security_invoker='true') AS
     f.canceled_last_24h,
     q.oldest_claimable_age_seconds,
     f.finished_last_hour,
-    f.gpu_seconds_last_24h,
-    f.cost_usd_last_24h
-   FROM ((( SELECT count(*) AS queued,
+    (f.gpu_seconds_last_24h + k.gpu_seconds) AS gpu_seconds_last_24h,
+    (f.cost_usd_last_24h + k.cost_usd) AS cost_usd_last_24h
+   FROM (((( SELECT count(*) AS queued,
             count(*) FILTER (WHERE (j.run_after <= now())) AS claimable,
             EXTRACT(epoch FROM (now() - min(j.created_at) FILTER (WHERE (j.run_after <= now())))) AS oldest_claimable_age_seconds
            FROM public.generation_jobs j
@@ -1131,9 +1241,13 @@ CREATE VIEW queue.job_stats WITH (security_invoker='true') AS
             COALESCE(sum(j.gpu_seconds), (0)::real) AS gpu_seconds_last_24h,
             COALESCE(sum(j.cost_usd), (0)::numeric) AS cost_usd_last_24h
            FROM public.generation_jobs j
-          WHERE (j.finished_at > (now() - '24:00:00'::interval))) f);
+          WHERE (j.finished_at > (now() - '24:00:00'::interval))) f)
+     CROSS JOIN ( SELECT COALESCE(sum(r_1.gpu_seconds), (0)::real) AS gpu_seconds,
+            COALESCE(sum(r_1.cost_usd), (0)::numeric) AS cost_usd
+           FROM queue.job_runs r_1
+          WHERE (r_1.finished_at > (now() - '24:00:00'::interval))) k);
 
-COMMENT ON VIEW queue.job_stats IS 'Admin: queue depth (queued, claimable, running: exact), oldest claimable job, and the jobs finished in the last 24 h by status, with their GPU seconds and cost. Reads the queued and running rows and one day of finished ones through their indexes, never the whole history.';
+COMMENT ON VIEW queue.job_stats IS 'Admin: queue depth (queued, claimable, running: exact), oldest claimable job, and the jobs finished in the last 24 h by status, with their GPU seconds and cost (runs cleared by a requeue included). Reads the queued and running rows and one day of finished ones through their indexes, never the whole history.';
 
 CREATE TABLE queue.maintenance_leader (
     singleton boolean DEFAULT true NOT NULL,
@@ -1169,6 +1283,28 @@ ALTER TABLE queue.quota_limits ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY 
     CACHE 1
 );
 
+CREATE TABLE queue.storage_deletions (
+    id bigint NOT NULL,
+    bucket text NOT NULL,
+    object_key text NOT NULL,
+    job_id uuid,
+    queued_at timestamp with time zone DEFAULT now() NOT NULL,
+    attempts integer DEFAULT 0 NOT NULL,
+    claimed_until timestamp with time zone,
+    last_error text
+);
+
+COMMENT ON TABLE queue.storage_deletions IS 'Outbox of Storage objects to delete (bucket, object_key), written by queue.purge_finished_jobs in the same transaction as the rows it deletes; drained by the worker through the Storage API with retries.';
+
+ALTER TABLE queue.storage_deletions ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME queue.storage_deletions_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
 ALTER TABLE ONLY public.generation_jobs
     ADD CONSTRAINT generation_jobs_pkey PRIMARY KEY (id);
 
@@ -1187,6 +1323,9 @@ ALTER TABLE ONLY queue.franchise_loras
 ALTER TABLE ONLY queue.job_completions
     ADD CONSTRAINT job_completions_pkey PRIMARY KEY (id);
 
+ALTER TABLE ONLY queue.job_runs
+    ADD CONSTRAINT job_runs_pkey PRIMARY KEY (id);
+
 ALTER TABLE ONLY queue.maintenance_leader
     ADD CONSTRAINT maintenance_leader_pkey PRIMARY KEY (singleton);
 
@@ -1195,6 +1334,9 @@ ALTER TABLE ONLY queue.quota_limits
 
 ALTER TABLE ONLY queue.quota_limits
     ADD CONSTRAINT quota_limits_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY queue.storage_deletions
+    ADD CONSTRAINT storage_deletions_pkey PRIMARY KEY (id);
 
 CREATE INDEX generation_jobs_claimable_idx ON public.generation_jobs USING btree (priority DESC, run_after, created_at, id) WHERE (status = 'queued'::text);
 
@@ -1211,6 +1353,12 @@ CREATE INDEX generation_jobs_user_active_idx ON public.generation_jobs USING btr
 CREATE INDEX generation_jobs_user_created_idx ON public.generation_jobs USING btree (user_id, created_at DESC);
 
 CREATE INDEX job_completions_job_id_idx ON queue.job_completions USING btree (job_id);
+
+CREATE INDEX job_runs_finished_at_idx ON queue.job_runs USING btree (finished_at);
+
+CREATE INDEX job_runs_job_id_idx ON queue.job_runs USING btree (job_id);
+
+CREATE INDEX storage_deletions_bucket_id_idx ON queue.storage_deletions USING btree (bucket, id);
 
 CREATE TRIGGER generation_jobs_broadcast_insert AFTER INSERT ON public.generation_jobs REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.generation_jobs_broadcast_inserted();
 
@@ -1240,7 +1388,7 @@ ALTER TABLE ONLY public.generation_jobs
     ADD CONSTRAINT generation_jobs_variant_fkey FOREIGN KEY (variant) REFERENCES public.generation_variants(id) ON UPDATE CASCADE;
 
 ALTER TABLE ONLY public.generation_styles
-    ADD CONSTRAINT generation_styles_default_variant_fkey FOREIGN KEY (default_variant) REFERENCES public.generation_variants(id);
+    ADD CONSTRAINT generation_styles_default_variant_fkey FOREIGN KEY (default_variant) REFERENCES public.generation_variants(id) ON UPDATE CASCADE;
 
 ALTER TABLE ONLY queue.quota_limits
     ADD CONSTRAINT quota_limits_user_id_fkey FOREIGN KEY (user_id) REFERENCES auth.users(id) ON DELETE CASCADE;
@@ -1320,22 +1468,28 @@ REVOKE ALL ON FUNCTION public.generation_styles_check_true_cfg_scale() FROM PUBL
 
 REVOKE ALL ON FUNCTION public.generation_variants_check_true_cfg_scale() FROM PUBLIC;
 
-REVOKE ALL ON FUNCTION queue.acknowledge_cancel(worker_id text, job_id uuid, attempt integer) FROM PUBLIC;
-GRANT ALL ON FUNCTION queue.acknowledge_cancel(worker_id text, job_id uuid, attempt integer) TO tenkaigen_worker;
+REVOKE ALL ON FUNCTION queue.acknowledge_cancel(worker_id text, job_id uuid, claim integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION queue.acknowledge_cancel(worker_id text, job_id uuid, claim integer) TO tenkaigen_worker;
 
 REVOKE ALL ON FUNCTION queue.cancel_job(job_id uuid) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION queue.claim_jobs(worker_id text, max_jobs integer, lease_seconds integer) FROM PUBLIC;
 GRANT ALL ON FUNCTION queue.claim_jobs(worker_id text, max_jobs integer, lease_seconds integer) TO tenkaigen_worker;
 
+REVOKE ALL ON FUNCTION queue.claim_storage_deletions(bucket text, max_rows integer, lease_seconds integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION queue.claim_storage_deletions(bucket text, max_rows integer, lease_seconds integer) TO tenkaigen_worker;
+
 REVOKE ALL ON FUNCTION queue.complete_jobs(worker_id text, results jsonb) FROM PUBLIC;
 GRANT ALL ON FUNCTION queue.complete_jobs(worker_id text, results jsonb) TO tenkaigen_worker;
 
-REVOKE ALL ON FUNCTION queue.fail_job(worker_id text, job_id uuid, attempt integer, error_code text, error_message text, retryable boolean) FROM PUBLIC;
-GRANT ALL ON FUNCTION queue.fail_job(worker_id text, job_id uuid, attempt integer, error_code text, error_message text, retryable boolean) TO tenkaigen_worker;
+REVOKE ALL ON FUNCTION queue.fail_job(worker_id text, job_id uuid, claim integer, error_code text, error_message text, retryable boolean) FROM PUBLIC;
+GRANT ALL ON FUNCTION queue.fail_job(worker_id text, job_id uuid, claim integer, error_code text, error_message text, retryable boolean) TO tenkaigen_worker;
 
 REVOKE ALL ON FUNCTION queue.finish_cost_alert(day date, attempt integer, error text) FROM PUBLIC;
 GRANT ALL ON FUNCTION queue.finish_cost_alert(day date, attempt integer, error text) TO tenkaigen_worker;
+
+REVOKE ALL ON FUNCTION queue.finish_storage_deletions(ids bigint[], error text) FROM PUBLIC;
+GRANT ALL ON FUNCTION queue.finish_storage_deletions(ids bigint[], error text) TO tenkaigen_worker;
 
 REVOKE ALL ON FUNCTION queue.purge_finished_jobs(older_than interval, max_jobs integer) FROM PUBLIC;
 GRANT ALL ON FUNCTION queue.purge_finished_jobs(older_than interval, max_jobs integer) TO tenkaigen_worker;
@@ -1343,22 +1497,22 @@ GRANT ALL ON FUNCTION queue.purge_finished_jobs(older_than interval, max_jobs in
 REVOKE ALL ON FUNCTION queue.reap_expired_leases(max_jobs integer) FROM PUBLIC;
 GRANT ALL ON FUNCTION queue.reap_expired_leases(max_jobs integer) TO tenkaigen_worker;
 
-REVOKE ALL ON FUNCTION queue.record_backend_call(worker_id text, job_id uuid, attempt integer, call_id text) FROM PUBLIC;
-GRANT ALL ON FUNCTION queue.record_backend_call(worker_id text, job_id uuid, attempt integer, call_id text) TO tenkaigen_worker;
+REVOKE ALL ON FUNCTION queue.record_backend_call(worker_id text, job_id uuid, claim integer, call_id text) FROM PUBLIC;
+GRANT ALL ON FUNCTION queue.record_backend_call(worker_id text, job_id uuid, claim integer, call_id text) TO tenkaigen_worker;
 
 REVOKE ALL ON FUNCTION queue.record_completions() FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION queue.record_cost_alert(threshold_usd numeric, max_attempts integer, retry_after interval) FROM PUBLIC;
 GRANT ALL ON FUNCTION queue.record_cost_alert(threshold_usd numeric, max_attempts integer, retry_after interval) TO tenkaigen_worker;
 
-REVOKE ALL ON FUNCTION queue.release_jobs(worker_id text, job_ids uuid[], attempts integer[]) FROM PUBLIC;
-GRANT ALL ON FUNCTION queue.release_jobs(worker_id text, job_ids uuid[], attempts integer[]) TO tenkaigen_worker;
+REVOKE ALL ON FUNCTION queue.release_jobs(worker_id text, job_ids uuid[], claims integer[]) FROM PUBLIC;
+GRANT ALL ON FUNCTION queue.release_jobs(worker_id text, job_ids uuid[], claims integer[]) TO tenkaigen_worker;
 
-REVOKE ALL ON FUNCTION queue.renew_leases(worker_id text, job_ids uuid[], attempts integer[], lease_seconds integer) FROM PUBLIC;
-GRANT ALL ON FUNCTION queue.renew_leases(worker_id text, job_ids uuid[], attempts integer[], lease_seconds integer) TO tenkaigen_worker;
+REVOKE ALL ON FUNCTION queue.renew_leases(worker_id text, job_ids uuid[], claims integer[], lease_seconds integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION queue.renew_leases(worker_id text, job_ids uuid[], claims integer[], lease_seconds integer) TO tenkaigen_worker;
 
-REVOKE ALL ON FUNCTION queue.report_progress(worker_id text, job_id uuid, attempt integer, progress real) FROM PUBLIC;
-GRANT ALL ON FUNCTION queue.report_progress(worker_id text, job_id uuid, attempt integer, progress real) TO tenkaigen_worker;
+REVOKE ALL ON FUNCTION queue.report_progress(worker_id text, job_id uuid, claim integer, progress real) FROM PUBLIC;
+GRANT ALL ON FUNCTION queue.report_progress(worker_id text, job_id uuid, claim integer, progress real) TO tenkaigen_worker;
 
 REVOKE ALL ON FUNCTION queue.request_cancel(p_job_id uuid) FROM PUBLIC;
 
@@ -1383,6 +1537,8 @@ GRANT SELECT ON TABLE public.generation_variants TO service_role;
 GRANT SELECT ON TABLE public.generation_variants TO tenkaigen_worker;
 
 GRANT SELECT ON TABLE queue.job_completions TO tenkaigen_worker;
+
+GRANT SELECT ON TABLE queue.job_runs TO tenkaigen_worker;
 
 GRANT SELECT ON TABLE queue.job_stats TO tenkaigen_worker;
 

@@ -34,12 +34,15 @@ def result_key(user_id: UUID | str, job_id: UUID | str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Job:
-    """A claimed job: identity, the attempt to fence every write with, and the backend request it resolves to."""
+    """A claimed job: identity, the claim number that fences every write, and the backend request it resolves to."""
 
     id: UUID
     user_id: UUID
     attempt: int
+    """The attempt number (logs, metrics, retries): NOT a fence, a requeue or a release can repeat it."""
     max_attempts: int
+    claim: int
+    """The claim number (`generation_jobs.claims`, never reset): every write for this run names it (the SQL fence)."""
     request: GenerationRequest
     """What the backend gets (the database already resolved the style preset); the init image is added later."""
     init_image_path: str | None = None
@@ -60,7 +63,7 @@ class Job:
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Job:
-        """From a `queue.claim_jobs` row (dict): `attempts` there is the attempt number this claim holds."""
+        """From a `queue.claim_jobs` row (dict): `attempts` is the attempt number, `claims` this claim's number."""
         job_id: UUID = row["id"]
         id_text = str(job_id)
         lora_scale = row.get("lora_scale")
@@ -78,7 +81,7 @@ class Job:
             lora_scale=1.0 if lora_scale is None else float(lora_scale),
         )
         return cls(id=job_id, user_id=row["user_id"], attempt=row["attempts"], max_attempts=row["max_attempts"],
-                   request=request, init_image_path=row.get("init_image_path"), style=row.get("style"),
+                   claim=row["claims"], request=request, init_image_path=row.get("init_image_path"), style=row.get("style"),
                    previous_call_id=row.get("backend_call_id"), id_text=id_text)
 
     def to_request(self, init_image: bytes | None = None) -> GenerationRequest:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import timedelta
+from uuid import UUID
 
 import httpx
 
@@ -16,7 +17,7 @@ from worker.jobs import JobStats
 from worker.logging import logger
 from worker.metrics import Metrics
 from worker.queue import CostAlertDue, QueueClient
-from worker.storage.base import Storage
+from worker.storage.base import RESULTS_BUCKET, Storage
 
 REAP_BATCH_DEFAULT = 1000
 PURGE_BATCH_DEFAULT = 10000
@@ -44,24 +45,43 @@ async def reap_expired_leases(queue: QueueClient, metrics: Metrics | None = None
 
 async def purge_finished_jobs(queue: QueueClient, storage: Storage, retention_days: int,
                               metrics: Metrics | None = None, max_jobs: int = PURGE_BATCH_DEFAULT) -> int:
-    """Delete finished jobs older than the retention, then their images in Storage."""
-    if retention_days <= 0:
-        return 0
-    purged = await queue.purge_finished_jobs(timedelta(days=retention_days), max_jobs)
-    keys = [path for _, path in purged if path]
-    for start in range(0, len(keys), STORAGE_DELETE_CHUNK):
-        chunk = keys[start:start + STORAGE_DELETE_CHUNK]
-        try:
-            await storage.delete_results(chunk)
-        except Exception as exc:
-            log.error("purged %s job rows but could not delete their images: %s", len(chunk), exc,
-                      extra={"action": "purge_finished_jobs", "count": len(chunk)})
+    """Delete finished jobs older than the retention (their images are queued in the same transaction), then
+    drain the Storage deletion outbox. Returns how many jobs were purged."""
+    purged: list[tuple[UUID, str]] = []
+    if retention_days > 0:
+        purged = await queue.purge_finished_jobs(timedelta(days=retention_days), max_jobs)
     if purged:
         log.info("purged %s finished job(s) older than %s days", len(purged), retention_days,
                  extra={"action": "purge_finished_jobs", "count": len(purged)})
         if metrics is not None:
             metrics.jobs_purged.inc(len(purged))
+    await drain_storage_deletions(queue, storage)
     return len(purged)
+
+
+async def drain_storage_deletions(queue: QueueClient, storage: Storage,
+                                  chunk: int = STORAGE_DELETE_CHUNK) -> int:
+    """Delete the objects queued in queue.storage_deletions, a chunk at a time: delete in Storage first, then the
+    outbox rows. A Storage error releases the chunk for the next run and stops this one. Returns objects deleted."""
+    deleted = 0
+    while True:
+        claimed = await queue.claim_storage_deletions(RESULTS_BUCKET, chunk)
+        if not claimed:
+            return deleted
+        ids = [row_id for row_id, _ in claimed]
+        try:
+            await storage.delete_results([key for _, key in claimed])
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            await queue.finish_storage_deletions(ids, error)
+            log.error("could not delete %s purged image(s) from Storage (%s); they stay queued in "
+                      "queue.storage_deletions and the next purge run retries them", len(ids), error,
+                      extra={"action": "drain_storage_deletions", "count": len(ids)})
+            return deleted
+        await queue.finish_storage_deletions(ids)
+        deleted += len(ids)
+        if len(claimed) < chunk:
+            return deleted
 
 
 async def collect_queue_metrics(queue: QueueClient, metrics: Metrics,

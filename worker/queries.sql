@@ -1,26 +1,27 @@
 -- Every query the Python side runs, as named blocks: a `-- <name> --` line, a one-line description, then the SQL.
--- worker/queries.py-style loading: worker/queue.py splits this file once at import into QUERIES[name].
+-- worker/queries.py splits this file once at import into QUERIES[name].
 -- The worker's writes are thin calls of the queue.* functions (supabase/migrations): the state machine and
 -- every fence live there. Parameters use psycopg's %(name)s style; {placeholders} are psycopg.sql identifiers.
 
 -- claim_jobs --
--- Claim up to max_jobs queued jobs: queued -> running, attempts + 1, leased to this worker (the columns a backend needs).
-select id, user_id, attempts, max_attempts, resolved_prompt, negative_prompt, variant, width, height, steps,
+-- Claim up to max_jobs queued jobs: queued -> running, attempts + 1, leased to this worker (the columns a backend
+-- needs, and `claims`: this claim's number, the fence of every write for the run).
+select id, user_id, attempts, max_attempts, claims, resolved_prompt, negative_prompt, variant, width, height, steps,
        true_cfg_scale, seed, init_image_path, style, lora, lora_scale, backend_call_id
 from queue.claim_jobs(%(worker_id)s, %(max_jobs)s, %(lease_seconds)s);
 
 -- renew_leases --
--- Extend the leases of the (job, attempt) pairs this worker holds; missing ids were lost; cancel_requested = stop it.
+-- Extend the leases of the (job, claim number) pairs this worker holds; missing ids were lost; cancel_requested = stop it.
 select job_id, cancel_requested
-from queue.renew_leases(%(worker_id)s, %(job_ids)s::uuid[], %(attempts)s::integer[], %(lease_seconds)s);
+from queue.renew_leases(%(worker_id)s, %(job_ids)s::uuid[], %(claims)s::integer[], %(lease_seconds)s);
 
 -- report_progress --
--- Record progress 0..1 of one attempt; false = the lease is lost.
-select queue.report_progress(%(worker_id)s, %(job_id)s, %(attempt)s, %(progress)s::real);
+-- Record progress 0..1 of the run this claim holds; false = the lease is lost.
+select queue.report_progress(%(worker_id)s, %(job_id)s, %(claim)s, %(progress)s::real);
 
 -- record_backend_call --
--- Record the backend call id of an attempt this worker holds as soon as the call exists; false = the lease is lost.
-select queue.record_backend_call(%(worker_id)s, %(job_id)s, %(attempt)s, %(call_id)s);
+-- Record the backend call id of the run this claim holds as soon as the call exists; false = the lease is lost.
+select queue.record_backend_call(%(worker_id)s, %(job_id)s, %(claim)s, %(call_id)s);
 
 -- complete_jobs --
 -- Mark a batch of jobs succeeded (fenced per job); returns the ids completed, a missing id lost its lease.
@@ -28,23 +29,31 @@ select job_id from queue.complete_jobs(%(worker_id)s, %(results)s::jsonb) as job
 
 -- fail_job --
 -- Record a failed attempt: the new status (queued = will retry after backoff, failed), null = lease lost.
-select queue.fail_job(%(worker_id)s, %(job_id)s, %(attempt)s, %(error_code)s, %(error_message)s, %(retryable)s);
+select queue.fail_job(%(worker_id)s, %(job_id)s, %(claim)s, %(error_code)s, %(error_message)s, %(retryable)s);
 
 -- acknowledge_cancel --
 -- running -> canceled once this worker stopped a job whose cancel was requested; false = lease lost.
-select queue.acknowledge_cancel(%(worker_id)s, %(job_id)s, %(attempt)s);
+select queue.acknowledge_cancel(%(worker_id)s, %(job_id)s, %(claim)s);
 
 -- release_jobs --
 -- Give back unfinished jobs on graceful shutdown (queued again at once, attempt not counted); returns how many.
-select queue.release_jobs(%(worker_id)s, %(job_ids)s::uuid[], %(attempts)s::integer[]);
+select queue.release_jobs(%(worker_id)s, %(job_ids)s::uuid[], %(claims)s::integer[]);
 
 -- reap_expired_leases --
 -- Requeue (or fail/cancel) running jobs whose lease expired; returns how many.
 select queue.reap_expired_leases(%(max_jobs)s);
 
 -- purge_finished_jobs --
--- Retention: delete finished jobs older than older_than; returns their result paths to delete from Storage.
-select job_id, result_path from queue.purge_finished_jobs(%(older_than)s::interval, %(max_jobs)s);
+-- Retention: delete finished jobs older than older_than, queuing their images in the Storage deletion outbox.
+select job_id, object_key from queue.purge_finished_jobs(%(older_than)s::interval, %(max_jobs)s);
+
+-- claim_storage_deletions --
+-- Take a batch of queued Storage deletions of one bucket, held for lease_seconds: (id, object_key).
+select id, object_key from queue.claim_storage_deletions(%(bucket)s, %(max_rows)s, %(lease_seconds)s);
+
+-- finish_storage_deletions --
+-- error null: the objects are deleted, drop the outbox rows; else release them with the error for the next run.
+select queue.finish_storage_deletions(%(ids)s::bigint[], %(error)s);
 
 -- try_lead --
 -- Take or renew the queue-metrics leader lease (one worker exports the queue-wide gauges); true while this worker leads.

@@ -2,7 +2,7 @@
 
 Each method runs one named query from worker/queries.sql on a pooled autocommit connection (one round trip, one
 transaction; claims go through the claim loop's own connection when one is given) and returns plain Python
-values. psycopg errors are translated here, once: a lost or refused connection becomes `DatabaseUnavailable` (a
+values. psycopg errors are translated at this boundary, once (worker/queue_errors.py): a lost or refused connection becomes `DatabaseUnavailable` (a
 `Transient`), which callers retry. Fencing is the SQL's job: a write for a lease this worker no longer holds
 returns False / None / a missing id, never an exception.
 """
@@ -11,68 +11,29 @@ from __future__ import annotations
 
 import contextlib
 import json
-import re
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
-from importlib import resources
 from typing import Any
 from uuid import UUID
 
 import psycopg
-from psycopg import sql
 from psycopg.rows import dict_row
-from psycopg.types.json import Jsonb
-from psycopg_pool import AsyncConnectionPool, PoolTimeout
+from psycopg_pool import AsyncConnectionPool
 
+from worker.client_requests import ENQUEUE_FIELDS, RateLimited, enqueue_as_client, ensure_user
 from worker.config import LEASE_SECONDS_DEFAULT
 from worker.db import DedicatedConnection
-from worker.exceptions import BadRequest, TenkaigenError, Transient
+from worker.exceptions import BadRequest
 from worker.jobs import Job, JobRecord, JobStats, JobStatus
+from worker.queries import QUERIES, load_queries
+from worker.queue_errors import DatabaseUnavailable, JobNotFound, translate_errors
 
-
-def load_queries(text: str) -> dict[str, str]:
-    """Split a queries file into {name: sql}. A block starts with a `-- name --` line; `--` lines right after it
-    are its description and are dropped."""
-    queries: dict[str, str] = {}
-    name: str | None = None
-    lines: list[str] = []
-    header = re.compile(r"^-- ([a-z][a-z0-9_]*) --\s*$")
-
-    def close() -> None:
-        if name is not None:
-            body = "\n".join(lines).strip()
-            if not body:
-                raise ValueError(f"query {name!r} is empty")
-            queries[name] = body.rstrip(";").strip() if body.count(";") <= 1 else body
-
-    for line in text.splitlines():
-        match = header.match(line)
-        if match:
-            close()
-            name = match[1]
-            if name in queries:
-                raise ValueError(f"query {name!r} is defined twice")
-            lines = []
-        elif name is not None and not (not lines and line.startswith("--")):
-            lines.append(line)
-    close()
-    return queries
-
-
-QUERIES: dict[str, str] = load_queries(resources.files("worker").joinpath("queries.sql").read_text("utf-8"))
-
-
-class DatabaseUnavailable(Transient):
-    """The database cannot be reached right now (restart, network, pool exhausted); the call can be retried."""
-
-    error_code = "database_unavailable"
-
-
-class JobNotFound(TenkaigenError):
-    """An admin call named a job that does not exist (SQLSTATE P0002 from queue.cancel_job / requeue_job)."""
-
-    error_code = "not_found"
+__all__ = ["ENQUEUE_FIELDS", "QUERIES", "AdminAction", "Completion", "CostAlertDue", "DatabaseUnavailable",
+           "JobNotFound", "QueueClient", "RateLimited", "enqueue_as_client", "ensure_user", "load_queries",
+           "translate_errors"]
+"""The queue's names live in four modules of one idea each (queries, errors, client requests, this client);
+`from worker.queue import …` keeps reaching all of them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,10 +67,11 @@ class AdminAction:
 
 @dataclass(frozen=True, slots=True)
 class Completion:
-    """One finished job for `complete_jobs`; result_path must be `<user_id>/<job_id>.png` (a CHECK enforces it)."""
+    """One finished job for `complete_jobs`; result_path must be `<user_id>/<job_id>.png` (a CHECK enforces it).
+    `claim` is the claim number the run holds (`Job.claim`): the SQL fence."""
 
     job_id: UUID
-    attempt: int
+    claim: int
     result_path: str
     result_bytes: int
     backend: str
@@ -119,27 +81,9 @@ class Completion:
     job_id_text: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        return {"job_id": self.job_id_text or str(self.job_id), "attempt": self.attempt, "result_path": self.result_path,
+        return {"job_id": self.job_id_text or str(self.job_id), "claim": self.claim, "result_path": self.result_path,
                 "result_bytes": self.result_bytes, "backend": self.backend, "backend_call_id": self.backend_call_id,
                 "gpu_seconds": self.gpu_seconds, "cost_usd": self.cost_usd}
-
-
-@contextlib.contextmanager
-def translate_errors() -> Any:
-    """psycopg errors -> domain errors, at this boundary only."""
-    try:
-        yield
-    except (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout) as exc:
-        raise DatabaseUnavailable(f"database unavailable: {str(exc).strip().splitlines()[0] if str(exc) else exc}"
-                                  ) from exc
-    except psycopg.errors.ReadOnlySqlTransaction as exc:    # SQLSTATE 25006: writes refused for now, retry later
-        raise DatabaseUnavailable(
-            "database is read-only (Supabase switches a project whose disk is full to read-only; or this is a "
-            "standby): free disk space or point DATABASE_URL at the primary; retrying") from exc
-    except psycopg.errors.NoDataFound as exc:               # SQLSTATE P0002: "job_id: no job <id>"
-        raise JobNotFound(exc.diag.message_primary or str(exc)) from exc
-    except psycopg.errors.InvalidParameterValue as exc:     # SQLSTATE 22023: a request field is out of bounds
-        raise BadRequest(exc.diag.message_primary or str(exc)) from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,7 +135,7 @@ class QueueClient:
             row = await cur.fetchone()
             return None if row is None else row[0]
 
-    # ## Worker API (fenced by worker id + attempt in SQL)
+    # ## Worker API (fenced in SQL by worker id + the claim number `Job.claim`, never by the attempt)
     async def claim_jobs(self, max_jobs: int) -> list[Job]:
         self.round_trips += 1
         async with self._connection(self.claim_connection) as conn:
@@ -201,22 +145,23 @@ class QueueClient:
             return [Job.from_row(row) for row in await cur.fetchall()]
 
     async def renew_leases(self, held: Sequence[tuple[UUID, int]]) -> dict[UUID, bool]:
-        """{job_id: cancel_requested} for the leases still held; a job missing from it was lost."""
+        """held: (job id, claim number) pairs. {job_id: cancel_requested} for the leases still held; a job
+        missing from it was lost."""
         if not held:
             return {}
         rows = await self._fetchall("renew_leases", {
-            "worker_id": self.worker_id, "job_ids": [h[0] for h in held], "attempts": [h[1] for h in held],
+            "worker_id": self.worker_id, "job_ids": [h[0] for h in held], "claims": [h[1] for h in held],
             "lease_seconds": self.lease_seconds})
         return {row["job_id"]: bool(row["cancel_requested"]) for row in rows}
 
-    async def report_progress(self, job_id: UUID, attempt: int, progress: float) -> bool:
+    async def report_progress(self, job_id: UUID, claim: int, progress: float) -> bool:
         return bool(await self._fetchval("report_progress", {
-            "worker_id": self.worker_id, "job_id": job_id, "attempt": attempt, "progress": progress}))
+            "worker_id": self.worker_id, "job_id": job_id, "claim": claim, "progress": progress}))
 
-    async def record_backend_call(self, job_id: UUID, attempt: int, call_id: str) -> bool:
-        """Record the attempt's backend call id (a Modal FunctionCall id) as soon as it exists; False = lease lost."""
+    async def record_backend_call(self, job_id: UUID, claim: int, call_id: str) -> bool:
+        """Record the run's backend call id (a Modal FunctionCall id) as soon as it exists; False = lease lost."""
         return bool(await self._fetchval("record_backend_call", {
-            "worker_id": self.worker_id, "job_id": job_id, "attempt": attempt, "call_id": call_id}))
+            "worker_id": self.worker_id, "job_id": job_id, "claim": claim, "call_id": call_id}))
 
     async def complete_jobs(self, completions: Iterable[Completion]) -> set[UUID]:
         """The ids completed; a job missing from the set lost its lease (its result must be dropped)."""
@@ -226,22 +171,22 @@ class QueueClient:
         rows = await self._fetchall("complete_jobs", {"worker_id": self.worker_id, "results": json.dumps(results)})
         return {row["job_id"] for row in rows}
 
-    async def fail_job(self, job_id: UUID, attempt: int, *, error_code: str, error_message: str,
+    async def fail_job(self, job_id: UUID, claim: int, *, error_code: str, error_message: str,
                        retryable: bool) -> str | None:
         """The new status (queued: retried after backoff; failed), or None when the lease was lost."""
         return await self._fetchval("fail_job", {
-            "worker_id": self.worker_id, "job_id": job_id, "attempt": attempt, "error_code": error_code,
+            "worker_id": self.worker_id, "job_id": job_id, "claim": claim, "error_code": error_code,
             "error_message": error_message, "retryable": retryable})
 
-    async def acknowledge_cancel(self, job_id: UUID, attempt: int) -> bool:
+    async def acknowledge_cancel(self, job_id: UUID, claim: int) -> bool:
         return bool(await self._fetchval("acknowledge_cancel", {
-            "worker_id": self.worker_id, "job_id": job_id, "attempt": attempt}))
+            "worker_id": self.worker_id, "job_id": job_id, "claim": claim}))
 
     async def release_jobs(self, held: Sequence[tuple[UUID, int]]) -> int:
         if not held:
             return 0
         return int(await self._fetchval("release_jobs", {
-            "worker_id": self.worker_id, "job_ids": [h[0] for h in held], "attempts": [h[1] for h in held]}) or 0)
+            "worker_id": self.worker_id, "job_ids": [h[0] for h in held], "claims": [h[1] for h in held]}) or 0)
 
     # ## Maintenance and admin
     async def reap_expired_leases(self, max_jobs: int = 1000) -> int:
@@ -256,9 +201,21 @@ class QueueClient:
         """End this worker's queue-metrics leader lease now; True if it held it (queue.resign_lead)."""
         return bool(await self._fetchval("resign_lead", {"worker_id": self.worker_id}))
 
-    async def purge_finished_jobs(self, older_than: timedelta, max_jobs: int = 10000) -> list[tuple[UUID, str | None]]:
+    async def purge_finished_jobs(self, older_than: timedelta, max_jobs: int = 10000) -> list[tuple[UUID, str]]:
+        """(job id, object key queued for deletion in queue.storage_deletions) of each job purged."""
         rows = await self._fetchall("purge_finished_jobs", {"older_than": older_than, "max_jobs": max_jobs})
-        return [(row["job_id"], row["result_path"]) for row in rows]
+        return [(row["job_id"], row["object_key"]) for row in rows]
+
+    async def claim_storage_deletions(self, bucket: str, max_rows: int,
+                                      lease_seconds: int = 300) -> list[tuple[int, str]]:
+        """(outbox id, object key) of up to max_rows deletions queued for `bucket`, held for lease_seconds."""
+        rows = await self._fetchall("claim_storage_deletions", {
+            "bucket": bucket, "max_rows": max_rows, "lease_seconds": lease_seconds})
+        return [(int(row["id"]), str(row["object_key"])) for row in rows]
+
+    async def finish_storage_deletions(self, ids: Sequence[int], error: str | None = None) -> int:
+        """error None: the objects are gone, drop the rows; else release them for the next drain."""
+        return int(await self._fetchval("finish_storage_deletions", {"ids": list(ids), "error": error}) or 0)
 
     async def record_cost_alert(self, threshold_usd: float, *, max_attempts: int,
                                 retry_after: timedelta) -> CostAlertDue | None:
@@ -304,51 +261,3 @@ class QueueClient:
     async def list_jobs(self, *, status: str | None = None, limit: int = 20) -> list[JobRecord]:
         rows = await self._fetchall("list_jobs", {"status": status, "limit": limit})
         return [JobRecord.from_row(row) for row in rows]
-
-
-# ## Client-side requests (the PostgREST way), for `enqueue` and `dev --prompt`
-ENQUEUE_FIELDS = ("prompt", "expanded_prompt", "negative_prompt", "style", "variant", "width", "height", "steps",
-                  "true_cfg_scale", "seed", "init_image_path", "franchise", "client_request_id", "metadata")
-
-
-class RateLimited(BadRequest):
-    """The user's quota refused the job (SQLSTATE PT429, `rate_limited: …`)."""
-
-    error_code = "rate_limited"
-
-
-async def ensure_user(conn: psycopg.AsyncConnection[Any], user_id: UUID, email: str) -> None:
-    """Dev only: make sure a user exists in auth.users."""
-    with translate_errors():
-        await conn.execute(QUERIES["ensure_user"], {"user_id": user_id, "email": email})
-
-
-async def enqueue_as_client(conn: psycopg.AsyncConnection[Any], user_id: UUID, **request: Any) -> dict[str, Any]:
-    """Insert a job as `user_id` would through PostgREST: role authenticated + JWT claims, under RLS, validated and
-    rate-limited by the database. Returns id, status, seed, steps, variant. Raises BadRequest (22023, message
-    names the field) or RateLimited."""
-    unknown = set(request) - set(ENQUEUE_FIELDS)
-    if unknown:
-        raise BadRequest(f"{sorted(unknown)[0]}: not a request field (use {', '.join(ENQUEUE_FIELDS)})")
-    given = {k: v for k, v in request.items() if v is not None}
-    if "metadata" in given:
-        given["metadata"] = Jsonb(given["metadata"])
-    query = sql.SQL(QUERIES["enqueue_job"]).format(
-        columns=sql.SQL(", ").join(sql.Identifier(k) for k in given),
-        values=sql.SQL(", ").join(sql.Placeholder(k) for k in given),
-    )
-    claims = json.dumps({"sub": str(user_id), "role": "authenticated", "aud": "authenticated"})
-    try:
-        with translate_errors():
-            async with conn.transaction():
-                await conn.execute(QUERIES["client_set_role"])
-                await conn.execute(QUERIES["client_set_claims"], {"claims": claims})
-                cur = conn.cursor(row_factory=dict_row)
-                await cur.execute(query, given)
-                row = await cur.fetchone()
-    except psycopg.Error as exc:
-        if exc.sqlstate == "PT429":
-            raise RateLimited(exc.diag.message_primary or str(exc)) from exc
-        raise
-    assert row is not None
-    return row

@@ -320,6 +320,7 @@ export class FakeSupabase {
       progress: 0,
       priority: 0,
       attempts: 0,
+      claims: 0,
       max_attempts: 3,
       run_after: now,
       cancel_requested_at: null,
@@ -416,6 +417,7 @@ export class FakeSupabase {
     this.update(jobId, {
       status: "running",
       attempts: 1,
+      claims: 1,
       started_at: this.#now(),
       locked_by: "w1",
     });

@@ -50,7 +50,9 @@ create table public.generation_styles (
   label text not null,
   prompt_template text not null default '{prompt}',
   negative_prompt text not null default '',
-  default_variant text not null default 'lightning-8' references public.generation_variants (id),
+  -- on update cascade: an admin may rename a variant that styles default to (the jobs' variant cascades too);
+  -- the column default names lightning-8 literally, so after renaming that one, give new styles a default_variant
+  default_variant text not null default 'lightning-8' references public.generation_variants (id) on update cascade,
   steps integer,
   true_cfg_scale real,
   sort_order integer not null default 100,

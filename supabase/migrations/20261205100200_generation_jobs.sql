@@ -45,6 +45,9 @@ create table public.generation_jobs (
   priority smallint not null default 0,
   attempts integer not null default 0,
   max_attempts integer not null default 3,
+  -- the fence of every worker write: claim_jobs numbers each claim of the job (1, 2, …) and never resets it,
+  -- unlike attempts (requeue_job resets attempts, release_jobs gives one back), so a claim number names one run
+  claims integer not null default 0,
   run_after timestamptz not null default now(),
   cancel_requested_at timestamptz,
   locked_by text,

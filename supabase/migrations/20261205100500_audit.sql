@@ -54,3 +54,32 @@ create trigger generation_jobs_record_completions
   after update on public.generation_jobs
   referencing old table as old_rows new table as new_rows
   for each statement execute function queue.record_completions();
+
+-- ## The spend of earlier runs: queue.job_runs
+-- A job row holds one run: queue.requeue_job clears its result, backend call, GPU time and cost for the next run.
+-- That spend was real, so before clearing it requeue_job copies the run it ends into queue.job_runs (status,
+-- attempt, backend, call id, GPU seconds, cost, finished_at). queue.job_stats and queue.record_cost_alert add
+-- these kept runs to the live rows, each by the time its run finished: a job completed, requeued and completed
+-- again counts both runs, and a run that finished three days ago still costs nothing today. Written only by
+-- requeue_job (admin), never on the queue path. queue.purge_finished_jobs deletes the rows with their jobs.
+create table queue.job_runs (
+  id bigint generated always as identity primary key,
+  job_id uuid not null,
+  attempt integer not null,
+  claim integer not null,                   -- the claim number that fenced the run (generation_jobs.claims)
+  status text not null,
+  started_at timestamptz,
+  finished_at timestamptz,
+  backend text,
+  backend_call_id text,
+  gpu_seconds real,
+  cost_usd numeric(12, 6),
+  requeued_at timestamptz not null default now()
+);
+create index job_runs_job_id_idx on queue.job_runs (job_id);
+create index job_runs_finished_at_idx on queue.job_runs (finished_at);
+comment on table queue.job_runs is
+  'The runs a requeue cleared from their job (status, attempt, backend call, GPU seconds, cost, finished_at), '
+  'so the 24 h spend keeps them. Written by queue.requeue_job; purged with its job.';
+revoke all on table queue.job_runs from public, anon, authenticated, service_role;
+grant select on queue.job_runs to tenkaigen_worker;

@@ -2,11 +2,19 @@
 -- state machine; the Python worker calls these functions and holds no copy of it.
 --
 -- Fencing: every write on behalf of a worker applies only while
---   status = 'running' and locked_by = <worker_id> and attempts = <attempt it claimed>
--- so a worker that lost its lease (reaped, requeued, canceled, claimed again by someone else) changes nothing:
--- it gets 0 rows / false / null back and must drop its result.
+--   status = 'running' and locked_by = <worker_id> and claims = <the claim number it got from claim_jobs>
+-- so a worker that lost its lease (reaped, requeued, canceled, claimed again by someone else or by itself) changes
+-- nothing: it gets 0 rows / false / null back and must drop its result. The claim number (generation_jobs.claims)
+-- counts the claims of a job and is never reset; the attempt count is no fence, because requeue_job(reset_attempts)
+-- sets it back to 0 and release_jobs gives one back, so one worker can hold "attempt 1" of a job twice.
 --
 -- All functions are security definer with an empty search_path; EXECUTE is granted to tenkaigen_worker only.
+--
+-- Lock order: a call that waits for several rows (renew_leases, complete_jobs, release_jobs) first locks them in
+-- a CTE `order by id for update`, then updates them. Two sessions given overlapping sets in opposite orders then
+-- wait for each other in the same order and never deadlock (40P01). The calls that pick rows themselves
+-- (claim_jobs, reap_expired_leases, purge_finished_jobs) lock with SKIP LOCKED: they never wait, so their order
+-- cannot deadlock (tests/database/test_multi_row_queue_calls_lock_in_id_order.py).
 
 -- ## claim_jobs: queued -> running
 -- In the total order (priority desc, run_after, created_at, id), read in order from generation_jobs_claimable_idx
@@ -37,6 +45,7 @@ as $$
   update public.generation_jobs j
      set status = 'running',
          attempts = j.attempts + 1,
+         claims = j.claims + 1,              -- the new claim's number: the fence of this run's writes
          locked_by = claim_jobs.worker_id,
          lease_expires_at = now() + make_interval(secs => claim_jobs.lease_seconds),
          started_at = now(),
@@ -47,32 +56,39 @@ as $$
 $$;
 comment on function queue.claim_jobs(text, integer, integer) is
   'Claim up to max_jobs queued jobs in the total order (priority desc, run_after, created_at, id) with SKIP '
-  'LOCKED: running, attempts + 1, leased to worker_id for lease_seconds. Commit at once; never hold it across '
+  'LOCKED: running, attempts + 1, claims + 1 (the claim number that fences this run), leased to worker_id for lease_seconds. Commit at once; never hold it across '
   'generation. The candidates are read in order from generation_jobs_claimable_idx and updated through the '
   'primary key, so the cost does not grow with the table.';
 
 -- ## renew_leases: extend the leases a worker still holds
-create function queue.renew_leases(worker_id text, job_ids uuid[], attempts integer[], lease_seconds integer default 60)
+create function queue.renew_leases(worker_id text, job_ids uuid[], claims integer[], lease_seconds integer default 60)
 returns table (job_id uuid, cancel_requested boolean)
 language sql
 security definer
 set search_path = ''
 as $$
+  with held as materialized (            -- lock in id order (see the top of this file)
+    select j.id
+      from public.generation_jobs j
+      join unnest(renew_leases.job_ids, renew_leases.claims) as h(id, claim) on j.id = h.id
+     where j.claims = h.claim
+       and j.status = 'running'
+       and j.locked_by = renew_leases.worker_id
+     order by j.id
+       for update of j
+  )
   update public.generation_jobs j
      set lease_expires_at = now() + make_interval(secs => renew_leases.lease_seconds)
-    from unnest(renew_leases.job_ids, renew_leases.attempts) as held(id, attempt)
+    from held
    where j.id = held.id
-     and j.attempts = held.attempt
-     and j.status = 'running'
-     and j.locked_by = renew_leases.worker_id
   returning j.id, j.cancel_requested_at is not null
 $$;
 comment on function queue.renew_leases(text, uuid[], integer[], integer) is
-  'Extend the leases of the given (job, attempt) pairs still held by worker_id. Jobs missing from the result '
+  'Extend the leases of the given (job, claim number) pairs still held by worker_id. Jobs missing from the result '
   'were lost: drop them. cancel_requested tells the worker to stop a job (backs up the cancel NOTIFY).';
 
 -- ## report_progress
-create function queue.report_progress(worker_id text, job_id uuid, attempt integer, progress real)
+create function queue.report_progress(worker_id text, job_id uuid, claim integer, progress real)
 returns boolean
 language sql
 security definer
@@ -82,7 +98,7 @@ as $$
     update public.generation_jobs j
        set progress = greatest(j.progress, least(greatest(report_progress.progress, 0), 1))
      where j.id = report_progress.job_id
-       and j.attempts = report_progress.attempt
+       and j.claims = report_progress.claim
        and j.status = 'running'
        and j.locked_by = report_progress.worker_id
     returning 1
@@ -90,7 +106,7 @@ as $$
   select exists (select from updated)
 $$;
 comment on function queue.report_progress(text, uuid, integer, real) is
-  'Record progress 0..1 (never moves backwards within an attempt). False = the lease is lost.';
+  'Record progress 0..1 of the run this claim holds (never moves backwards within it). False = the lease is lost.';
 
 -- ## complete_jobs: running -> succeeded, in batches
 create function queue.complete_jobs(worker_id text, results jsonb)
@@ -99,6 +115,20 @@ language sql
 security definer
 set search_path = ''
 as $$
+  with r as (
+    select * from jsonb_to_recordset(complete_jobs.results) as r(
+           job_id uuid, claim integer, result_path text, result_bytes integer, backend text,
+           backend_call_id text, gpu_seconds real, cost_usd numeric)
+  ), held as materialized (              -- lock in id order (see the top of this file)
+    select j.id
+      from public.generation_jobs j
+      join r on j.id = r.job_id
+     where j.claims = r.claim
+       and j.status = 'running'
+       and j.locked_by = complete_jobs.worker_id
+     order by j.id
+       for update of j
+  )
   update public.generation_jobs j
      set status = 'succeeded',
          progress = 1,
@@ -113,17 +143,14 @@ as $$
          backend_call_id = r.backend_call_id,
          gpu_seconds = r.gpu_seconds,
          cost_usd = r.cost_usd
-    from jsonb_to_recordset(complete_jobs.results) as r(
-           job_id uuid, attempt integer, result_path text, result_bytes integer, backend text,
-           backend_call_id text, gpu_seconds real, cost_usd numeric)
-   where j.id = r.job_id
-     and j.attempts = r.attempt
-     and j.status = 'running'
-     and j.locked_by = complete_jobs.worker_id
+    from held, r
+   where j.id = held.id
+     and r.job_id = held.id
+     and j.claims = r.claim
   returning j.id
 $$;
 comment on function queue.complete_jobs(text, jsonb) is
-  'Mark jobs succeeded. results: [{job_id, attempt, result_path, result_bytes, backend, backend_call_id, '
+  'Mark jobs succeeded. results: [{job_id, claim, result_path, result_bytes, backend, backend_call_id, '
   'gpu_seconds, cost_usd}]. Returns the ids completed; an id missing from the result lost its lease.';
 
 -- ## retry_delay: exponential backoff with jitter
@@ -142,7 +169,7 @@ comment on function queue.retry_delay(integer, double precision, double precisio
   'Delay before retry number `attempt`: base * 2^(attempt-1), capped at max_seconds, with ±25% jitter.';
 
 -- ## fail_job: running -> queued (retry), failed, or canceled when a cancel was requested
-create function queue.fail_job(worker_id text, job_id uuid, attempt integer, error_code text,
+create function queue.fail_job(worker_id text, job_id uuid, claim integer, error_code text,
                                error_message text, retryable boolean)
 returns text
 language plpgsql
@@ -155,7 +182,7 @@ declare
 begin
   select * into v_job from public.generation_jobs j
    where j.id = fail_job.job_id
-     and j.attempts = fail_job.attempt
+     and j.claims = fail_job.claim
      and j.status = 'running'
      and j.locked_by = fail_job.worker_id
      for update;
@@ -183,7 +210,7 @@ comment on function queue.fail_job(text, uuid, integer, text, text, boolean) is
   'queued after queue.retry_delay; otherwise failed. Returns the new status, or null when the lease was lost.';
 
 -- ## acknowledge_cancel: running -> canceled, after the worker stopped a job whose cancel was requested
-create function queue.acknowledge_cancel(worker_id text, job_id uuid, attempt integer)
+create function queue.acknowledge_cancel(worker_id text, job_id uuid, claim integer)
 returns boolean
 language sql
 security definer
@@ -196,7 +223,7 @@ as $$
            locked_by = null,
            lease_expires_at = null
      where j.id = acknowledge_cancel.job_id
-       and j.attempts = acknowledge_cancel.attempt
+       and j.claims = acknowledge_cancel.claim
        and j.status = 'running'
        and j.locked_by = acknowledge_cancel.worker_id
        and j.cancel_requested_at is not null
@@ -208,7 +235,7 @@ comment on function queue.acknowledge_cancel(text, uuid, integer) is
   'The worker stopped a job whose cancel was requested: running -> canceled. False = lease lost.';
 
 -- ## release_jobs: running -> queued on graceful shutdown (the attempt is not counted)
-create function queue.release_jobs(worker_id text, job_ids uuid[], attempts integer[])
+create function queue.release_jobs(worker_id text, job_ids uuid[], claims integer[])
 returns integer
 language plpgsql
 security definer
@@ -217,6 +244,16 @@ as $$
 declare
   v_released integer;
 begin
+  with held as materialized (            -- lock in id order (see the top of this file)
+    select j.id
+      from public.generation_jobs j
+      join unnest(release_jobs.job_ids, release_jobs.claims) as h(id, claim) on j.id = h.id
+     where j.claims = h.claim
+       and j.status = 'running'
+       and j.locked_by = release_jobs.worker_id
+     order by j.id
+       for update of j
+  )
   update public.generation_jobs j
      set status = case when j.cancel_requested_at is null then 'queued' else 'canceled' end,
          finished_at = case when j.cancel_requested_at is null then null else now() end,
@@ -225,11 +262,8 @@ begin
          progress = 0,
          locked_by = null,
          lease_expires_at = null
-    from unnest(release_jobs.job_ids, release_jobs.attempts) as held(id, attempt)
-   where j.id = held.id
-     and j.attempts = held.attempt
-     and j.status = 'running'
-     and j.locked_by = release_jobs.worker_id;
+    from held
+   where j.id = held.id;
   get diagnostics v_released = row_count;
   if v_released > 0 then
     perform pg_notify('generation_jobs_queued', '');
@@ -296,7 +330,7 @@ comment on function queue.reap_expired_leases(integer) is
 -- id to its successor. complete_jobs overwrites it with the call that produced the image; requeue_job clears it,
 -- so an admin requeue always generates anew. No trigger fires on the column: the Realtime broadcast only follows
 -- status, progress, result and cancel requests.
-create function queue.record_backend_call(worker_id text, job_id uuid, attempt integer, call_id text)
+create function queue.record_backend_call(worker_id text, job_id uuid, claim integer, call_id text)
 returns boolean
 language sql
 security definer
@@ -306,7 +340,7 @@ as $$
     update public.generation_jobs j
        set backend_call_id = left(nullif(btrim(record_backend_call.call_id), ''), 200)
      where j.id = record_backend_call.job_id
-       and j.attempts = record_backend_call.attempt
+       and j.claims = record_backend_call.claim
        and j.status = 'running'
        and j.locked_by = record_backend_call.worker_id
     returning 1
@@ -323,7 +357,8 @@ comment on function queue.record_backend_call(text, uuid, integer, text) is
 -- requeued and canceled today, must not count its old run's cost as spent today; nor should a queued job show the
 -- old run's start and backend call. The request and what insert resolved it to (seed included, so the rerun
 -- repeats it), priority, max_attempts and created_at are kept. queue.job_completions keeps the audit of each
--- successful attempt.
+-- successful attempt, and the run being cleared is first copied into queue.job_runs (its spend stays counted in
+-- the 24 h sums, by the time it finished: supabase/migrations/*_audit.sql).
 create function queue.requeue_job(job_id uuid, reset_attempts boolean default true)
 returns text
 language plpgsql
@@ -340,6 +375,12 @@ begin
   if v_status in ('queued', 'running') then
     return v_status;       -- already live: nothing to do
   end if;
+  insert into queue.job_runs (job_id, attempt, claim, status, started_at, finished_at, backend, backend_call_id,
+                              gpu_seconds, cost_usd)
+  select j.id, j.attempts, j.claims, j.status, j.started_at, j.finished_at, j.backend, j.backend_call_id, j.gpu_seconds,
+         j.cost_usd
+    from public.generation_jobs j
+   where j.id = requeue_job.job_id;
   update public.generation_jobs j
      set status = 'queued',
          attempts = case when requeue_job.reset_attempts then 0 else least(j.attempts, j.max_attempts - 1) end,
@@ -366,8 +407,8 @@ end;
 $$;
 comment on function queue.requeue_job(uuid, boolean) is
   'Admin: put a failed, canceled or succeeded job back in the queue (attempts reset by default), clearing '
-  'everything its previous run recorded (result, backend call, GPU time, cost, start and finish times, error). '
-  'Returns queued, or the live status it already had.';
+  'everything its previous run recorded (result, backend call, GPU time, cost, start and finish times, error) '
+  'after copying that run into queue.job_runs. Returns queued, or the live status it already had.';
 
 create function queue.cancel_job(job_id uuid)
 returns text
@@ -387,10 +428,37 @@ end;
 $$;
 comment on function queue.cancel_job(uuid) is 'Admin: cancel any job (same semantics as the client RPC).';
 
--- Retention: the audit rows (queue.job_completions) go with their jobs.
+-- ## Retention through an outbox of Storage deletions
+-- SQL never deletes from storage.objects (Supabase: objects are removed through the Storage API, which also
+-- removes the file). So the purge cannot delete rows and images in one transaction; instead, in the purge's own
+-- transaction, every purged job queues the deletion of its image in queue.storage_deletions, and the worker
+-- drains that outbox through the Storage API (worker/maintenance.py): a Storage error, a crash or a shutdown
+-- between the two leaves the rows there for the next run, and no image is orphaned. The key queued is
+-- `<user_id>/<job_id>.png` for EVERY purged job, not its result_path: a job that succeeded, was requeued and then
+-- failed has no result_path any more but still has its first run's image. Deleting a missing object is a no-op,
+-- so queuing a job that never produced one costs one cheap request. Input images (bucket generation-inputs,
+-- `<user_id>/<file name>`) are the user's, not the job's: a user may reuse one for many jobs, so they are not
+-- deleted here.
+create table queue.storage_deletions (
+  id bigint generated always as identity primary key,
+  bucket text not null,
+  object_key text not null,
+  job_id uuid,
+  queued_at timestamptz not null default now(),
+  attempts integer not null default 0,
+  claimed_until timestamptz,                -- a drainer holds the row until then (a crashed one lets go)
+  last_error text
+);
+create index storage_deletions_bucket_id_idx on queue.storage_deletions (bucket, id);
+comment on table queue.storage_deletions is
+  'Outbox of Storage objects to delete (bucket, object_key), written by queue.purge_finished_jobs in the same '
+  'transaction as the rows it deletes; drained by the worker through the Storage API with retries.';
+revoke all on table queue.storage_deletions from public, anon, authenticated, service_role;
+
+-- The audit rows (queue.job_completions) and kept runs (queue.job_runs) go with their jobs.
 create function queue.purge_finished_jobs(older_than interval default interval '30 days',
                                           max_jobs integer default 10000)
-returns table (job_id uuid, result_path text)
+returns table (job_id uuid, object_key text)
 language sql
 security definer
 set search_path = ''
@@ -405,15 +473,74 @@ as $$
     delete from public.generation_jobs j
      using doomed d
      where j.id = d.id
-    returning j.id, j.result_path
+    returning j.id, j.user_id::text || '/' || j.id::text || '.png' as object_key
   ), audit as (
     delete from queue.job_completions c using purged p where c.job_id = p.id
+  ), runs as (
+    delete from queue.job_runs r using purged p where r.job_id = p.id
+  ), outbox as (
+    insert into queue.storage_deletions (bucket, object_key, job_id)
+    select 'generated-designs', p.object_key, p.id from purged p
   )
-  select id, result_path from purged
+  select id, object_key from purged
 $$;
 comment on function queue.purge_finished_jobs(interval, integer) is
-  'Retention: delete finished jobs older than older_than. Returns their result paths so the caller can '
-  'remove the stored images through the Storage API (never delete from storage.objects in SQL).';
+  'Retention: delete finished jobs older than older_than and, in the same transaction, queue the deletion of '
+  'each one''s image <user_id>/<job_id>.png in queue.storage_deletions. Returns the jobs and keys queued.';
+
+-- ## Draining the outbox: claim a batch, delete the objects, then finish it
+-- A claim holds its rows for lease_seconds (claimed_until), so workers draining at once take different rows and
+-- a drainer that died lets its rows go. finish deletes the rows it was given (error null) or, on a Storage
+-- error, releases them at once with the error for the next run.
+create function queue.claim_storage_deletions(bucket text, max_rows integer default 500,
+                                              lease_seconds integer default 300)
+returns table (id bigint, object_key text)
+language sql
+security definer
+set search_path = ''
+as $$
+  with picked as materialized (
+    select d.id from queue.storage_deletions d
+    where d.bucket = claim_storage_deletions.bucket
+      and (d.claimed_until is null or d.claimed_until < now())
+    order by d.id
+    limit greatest(claim_storage_deletions.max_rows, 0)
+    for update skip locked
+  )
+  update queue.storage_deletions d
+     set claimed_until = now() + make_interval(secs => claim_storage_deletions.lease_seconds),
+         attempts = d.attempts + 1
+    from picked p
+   where d.id = p.id
+  returning d.id, d.object_key
+$$;
+comment on function queue.claim_storage_deletions(text, integer, integer) is
+  'Take up to max_rows queued deletions of one bucket (oldest first, SKIP LOCKED), held for lease_seconds. '
+  'Delete the objects, then call queue.finish_storage_deletions.';
+
+create function queue.finish_storage_deletions(ids bigint[], error text default null)
+returns integer
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_count integer;
+begin
+  if finish_storage_deletions.error is null then
+    delete from queue.storage_deletions d where d.id = any (finish_storage_deletions.ids);
+  else
+    update queue.storage_deletions d
+       set claimed_until = null, last_error = left(finish_storage_deletions.error, 2000)
+     where d.id = any (finish_storage_deletions.ids);
+  end if;
+  get diagnostics v_count = row_count;
+  return v_count;
+end;
+$$;
+comment on function queue.finish_storage_deletions(bigint[], text) is
+  'error null: the objects are deleted, remove the rows. Otherwise release them at once with the error, for the '
+  'next drain. Returns how many rows it touched.';
 
 -- ## job_stats: the active jobs and the last 24 hours, never the whole history
 -- The table is mostly finished jobs kept for retention (30 days by default: millions of rows at scale), and every
@@ -425,6 +552,8 @@ comment on function queue.purge_finished_jobs(interval, integer) is
 --   * the finished statuses are counted over the last 24 hours only, through generation_jobs_finished_at_idx,
 --     the same window as gpu_seconds_last_24h and cost_usd_last_24h (one range scan serves them all, and
 --     finished_last_hour too): succeeded_last_24h, failed_last_24h, canceled_last_24h.
+--   * gpu_seconds_last_24h and cost_usd_last_24h add the runs a requeue cleared (queue.job_runs, by their
+--     finished_at through job_runs_finished_at_idx): a requeue keeps real spend.
 -- It is security_invoker: the worker reads it under the "workers read every job" policy.
 create view queue.job_stats
 with (security_invoker = true)
@@ -438,8 +567,8 @@ select
   f.canceled_last_24h,
   q.oldest_claimable_age_seconds,
   f.finished_last_hour,
-  f.gpu_seconds_last_24h,
-  f.cost_usd_last_24h
+  f.gpu_seconds_last_24h + k.gpu_seconds as gpu_seconds_last_24h,
+  f.cost_usd_last_24h + k.cost_usd as cost_usd_last_24h
 from (
   -- the queued rows only: generation_jobs_claimable_idx
   select count(*) as queued,
@@ -465,10 +594,17 @@ cross join (
          coalesce(sum(j.cost_usd), 0) as cost_usd_last_24h
   from public.generation_jobs j
   where j.finished_at > now() - interval '24 hours'
-) f;
+) f
+cross join (
+  -- the runs requeues cleared, finished in the same window: a range of job_runs_finished_at_idx
+  select coalesce(sum(r.gpu_seconds), 0) as gpu_seconds,
+         coalesce(sum(r.cost_usd), 0) as cost_usd
+  from queue.job_runs r
+  where r.finished_at > now() - interval '24 hours'
+) k;
 comment on view queue.job_stats is
   'Admin: queue depth (queued, claimable, running: exact), oldest claimable job, and the jobs finished in the '
-  'last 24 h by status, with their GPU seconds and cost. Reads the queued and running rows and one day of '
+  'last 24 h by status, with their GPU seconds and cost (runs cleared by a requeue included). Reads the queued and running rows and one day of '
   'finished ones through their indexes, never the whole history.';
 
 -- ## Privileges: the worker role only
@@ -483,7 +619,9 @@ grant execute on function
   queue.release_jobs(text, uuid[], integer[]),
   queue.reap_expired_leases(integer),
   queue.record_backend_call(text, uuid, integer, text),
-  queue.purge_finished_jobs(interval, integer)
+  queue.purge_finished_jobs(interval, integer),
+  queue.claim_storage_deletions(text, integer, integer),
+  queue.finish_storage_deletions(bigint[], text)
 to tenkaigen_worker;
 revoke all on queue.job_stats from public, anon, authenticated, service_role;
 grant select on queue.job_stats to tenkaigen_worker;

@@ -56,10 +56,13 @@ begin
     raise exception using errcode = '22023', message = format('max_attempts: must be at least 1, got %s',
       coalesce(record_cost_alert.max_attempts::text, 'null'));
   end if;
-  -- the window of queue.job_stats: one range of generation_jobs_finished_at_idx
-  select coalesce(sum(j.cost_usd), 0), coalesce(sum(j.gpu_seconds), 0) into v_cost, v_gpu_seconds
-    from public.generation_jobs j
-   where j.finished_at > now() - interval '24 hours';
+  -- the window and sums of queue.job_stats: the live rows plus the runs a requeue cleared (queue.job_runs)
+  select coalesce(sum(s.cost_usd), 0), coalesce(sum(s.gpu_seconds), 0) into v_cost, v_gpu_seconds
+    from (select j.cost_usd, j.gpu_seconds from public.generation_jobs j
+           where j.finished_at > now() - interval '24 hours'
+          union all
+          select r.cost_usd, r.gpu_seconds from queue.job_runs r
+           where r.finished_at > now() - interval '24 hours') s;
   if v_cost <= record_cost_alert.threshold_usd then
     return;
   end if;

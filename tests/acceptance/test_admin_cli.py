@@ -50,14 +50,14 @@ def job_in(admin: psycopg.Connection, user: uuid.UUID, status: str, prompt: str 
     if status == "canceled":
         assert admin.execute("select queue.cancel_job(%s)", (created,)).fetchone() == ("canceled",)
     if status in ("running", "succeeded", "failed"):
-        claimed = admin.execute("select id from queue.claim_jobs(%s, 1000, 60)", (WORKER_ID,)).fetchall()
-        assert (created,) in claimed, "the job was claimed"
-        others = [job for (job,) in claimed if job != created]
+        claimed = admin.execute("select id, claims from queue.claim_jobs(%s, 1000, 60)", (WORKER_ID,)).fetchall()
+        assert (created, 1) in claimed, "the job was claimed"
+        others = [(job, claim) for (job, claim) in claimed if job != created]
         if others:                                        # hand back what this helper did not mean to claim
             admin.execute("select queue.release_jobs(%s, %s::uuid[], %s::integer[])",
-                          (WORKER_ID, others, [1] * len(others)))
+                          (WORKER_ID, [job for job, _ in others], [claim for _, claim in others]))
     if status == "succeeded":
-        result = [{"job_id": str(created), "attempt": 1, "result_path": f"{user}/{created}.png",
+        result = [{"job_id": str(created), "claim": 1, "result_path": f"{user}/{created}.png",
                    "result_bytes": 1234, "backend": "placeholder", "backend_call_id": None, "gpu_seconds": None,
                    "cost_usd": None}]
         assert admin.execute("select queue.complete_jobs(%s, %s)", (WORKER_ID, Jsonb(result))).fetchone() \

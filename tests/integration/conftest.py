@@ -45,7 +45,7 @@ def make_job(admin: psycopg.Connection, user: uuid.UUID) -> JobFactory:
         row: dict[str, Any] = {"user_id": user_id or user, "prompt": prompt, "width": 256, "height": 256,
                                "style": "none", "steps": 4}
         if status == "running":
-            row.update(status="running", attempts=1, locked_by="someone-else:1:abc", started_at="now",
+            row.update(status="running", attempts=1, claims=1, locked_by="someone-else:1:abc", started_at="now",
                        lease_expires_at=datetime.now(UTC) + timedelta(seconds=60))
         row.update(overrides)
         columns = ", ".join(row)

@@ -59,18 +59,18 @@ class MiniRunner:
         try:
             result = await self.backend.generate(job.to_request(), _no_progress)
         except BadRequest as exc:
-            return await self.queue.fail_job(job.id, job.attempt, error_code=exc.error_code,
+            return await self.queue.fail_job(job.id, job.claim, error_code=exc.error_code,
                                              error_message=str(exc), retryable=False) or "lease lost"
         except Transient as exc:
-            status = await self.queue.fail_job(job.id, job.attempt, error_code=exc.error_code,
+            status = await self.queue.fail_job(job.id, job.claim, error_code=exc.error_code,
                                                error_message=str(exc), retryable=True)
         except Exception as exc:
-            status = await self.queue.fail_job(job.id, job.attempt, error_code="internal_error",
+            status = await self.queue.fail_job(job.id, job.claim, error_code="internal_error",
                                                error_message=str(exc), retryable=True)
         else:
             stored = await self.storage.upload_result(job.result_key, result.png)
             done = await self.queue.complete_jobs([Completion(
-                job_id=job.id, attempt=job.attempt, result_path=job.result_key, result_bytes=stored.size,
+                job_id=job.id, claim=job.claim, result_path=job.result_key, result_bytes=stored.size,
                 backend=result.backend, backend_call_id=result.backend_call_id, job_id_text=job.id_text)])
             return "succeeded" if job.id in done else "lease lost"
         if status == "queued":
@@ -359,7 +359,7 @@ async def test_a_faulty_job_that_succeeded_too_early_is_a_violation(world: World
 async def test_a_job_expected_to_succeed_that_failed_is_a_violation(world: World) -> None:
     (job_id,) = world.add_jobs(world.spec("chaos test failed for good"))
     (job,) = await world.runner.queue.claim_jobs(1)
-    await world.runner.queue.fail_job(job.id, job.attempt, error_code="internal_error", error_message="boom",
+    await world.runner.queue.fail_job(job.id, job.claim, error_code="internal_error", error_message="boom",
                                       retryable=False)
     only(world.check(), f"job {job_id} (plain, attempt 1) expected succeeded, ended failed: internal_error: boom")
 

@@ -32,7 +32,7 @@ async def finish(queue: QueueClient, storage: LocalStorage | None = None, cost: 
     (job,) = await queue.claim_jobs(1)
     if storage is not None:
         await storage.upload_result(job.result_key, b"png")
-    await queue.complete_jobs([Completion(job.id, job.attempt, job.result_key, 3, "placeholder",
+    await queue.complete_jobs([Completion(job.id, job.claim, job.result_key, 3, "placeholder",
                                           gpu_seconds=1.0 if cost else None, cost_usd=cost)])
     return job.result_key
 

@@ -37,7 +37,7 @@ def client(pool) -> QueueClient:  # type: ignore[no-untyped-def]
 
 
 def completion(job, **overrides: object) -> Completion:  # type: ignore[no-untyped-def]
-    values = {"job_id": job.id, "attempt": job.attempt, "result_path": job.result_key, "result_bytes": 10,
+    values = {"job_id": job.id, "claim": job.claim, "result_path": job.result_key, "result_bytes": 10,
               "backend": "placeholder"}
     values.update(overrides)
     return Completion(**values)  # type: ignore[arg-type]
@@ -75,15 +75,15 @@ async def test_every_write_is_fenced_by_worker_and_attempt(admin, make_job, pool
     job_id = make_job("contested")
     (job,) = await client.claim_jobs(1)
     other = QueueClient(pool, "worker-b:2:bbbbbb", lease_seconds=30)
-    assert await other.report_progress(job.id, job.attempt, 0.5) is False
+    assert await other.report_progress(job.id, job.claim, 0.5) is False
     assert await other.complete_jobs([completion(job)]) == set()
-    assert await other.fail_job(job.id, job.attempt, error_code="x", error_message="x", retryable=True) is None
-    assert await other.acknowledge_cancel(job.id, job.attempt) is False
-    assert await other.release_jobs([(job.id, job.attempt)]) == 0
-    assert await other.renew_leases([(job.id, job.attempt)]) == {}
-    assert await client.report_progress(job.id, job.attempt + 1, 0.5) is False, "wrong attempt"
-    assert await client.report_progress(job.id, job.attempt, 0.5) is True
-    assert await client.renew_leases([(job.id, job.attempt)]) == {job.id: False}
+    assert await other.fail_job(job.id, job.claim, error_code="x", error_message="x", retryable=True) is None
+    assert await other.acknowledge_cancel(job.id, job.claim) is False
+    assert await other.release_jobs([(job.id, job.claim)]) == 0
+    assert await other.renew_leases([(job.id, job.claim)]) == {}
+    assert await client.report_progress(job.id, job.claim + 1, 0.5) is False, "wrong attempt"
+    assert await client.report_progress(job.id, job.claim, 0.5) is True
+    assert await client.renew_leases([(job.id, job.claim)]) == {job.id: False}
     assert await client.complete_jobs([completion(job)]) == {job.id}
     assert await client.complete_jobs([completion(job)]) == set(), "a duplicate completion is a no-op"
     assert job_row(admin, job_id)["status"] == "succeeded"
@@ -95,7 +95,7 @@ async def test_complete_jobs_takes_a_batch_and_reports_only_what_it_completed(ma
     jobs = await client.claim_jobs(4)
     stolen = jobs[0]
     done = await client.complete_jobs([completion(j) for j in jobs[1:]]
-                                      + [completion(stolen, attempt=stolen.attempt + 1)])
+                                      + [completion(stolen, claim=stolen.claim + 1)])
     assert done == {j.id for j in jobs[1:]}
 
 
@@ -103,23 +103,23 @@ async def test_a_renewal_reports_a_requested_cancel_and_acknowledge_cancels(admi
     job_id = make_job("stop me")
     (job,) = await client.claim_jobs(1)
     assert (await client.cancel_job(job_id)).outcome == "cancel_requested"
-    assert await client.renew_leases([(job.id, job.attempt)]) == {job.id: True}
-    assert await client.acknowledge_cancel(job.id, job.attempt) is True
+    assert await client.renew_leases([(job.id, job.claim)]) == {job.id: True}
+    assert await client.acknowledge_cancel(job.id, job.claim) is True
     assert job_row(admin, job_id)["status"] == "canceled"
 
 
 async def test_fail_job_retries_then_fails_and_release_does_not_count_the_attempt(admin, make_job, client) -> None:
     job_id = make_job("flaky", max_attempts=2)
     (job,) = await client.claim_jobs(1)
-    assert await client.fail_job(job.id, job.attempt, error_code="transient", error_message="busy",
+    assert await client.fail_job(job.id, job.claim, error_code="transient", error_message="busy",
                                  retryable=True) == "queued"
     admin.execute("update generation_jobs set run_after = now() where id = %s", (job_id,))
     (job,) = await client.claim_jobs(1)
     assert job.attempt == 2
-    assert await client.release_jobs([(job.id, job.attempt)]) == 1
+    assert await client.release_jobs([(job.id, job.claim)]) == 1
     (job,) = await client.claim_jobs(1)
     assert job.attempt == 2, "a released attempt is not counted"
-    assert await client.fail_job(job.id, job.attempt, error_code="transient", error_message="busy again",
+    assert await client.fail_job(job.id, job.claim, error_code="transient", error_message="busy again",
                                  retryable=True) == "failed", "attempts exhausted"
     assert job_row(admin, job_id)["error_message"] == "busy again"
 

@@ -10,7 +10,7 @@ from worker.runner import make_worker_id
 
 def claimed_row(**overrides: object) -> dict[str, object]:
     row: dict[str, object] = {
-        "id": uuid.uuid4(), "user_id": uuid.uuid4(), "attempts": 2, "max_attempts": 3,
+        "id": uuid.uuid4(), "user_id": uuid.uuid4(), "attempts": 2, "max_attempts": 3, "claims": 4,
         "resolved_prompt": "anime style illustration of a cat", "negative_prompt": None, "variant": "lightning-8",
         "width": 1024, "height": 768, "steps": 8, "true_cfg_scale": 1.0, "seed": 4294967295,
         "init_image_path": None, "style": "anime", "lora": None, "lora_scale": None}
@@ -22,6 +22,7 @@ def test_a_claimed_row_becomes_a_job_holding_its_attempt() -> None:
     row = claimed_row()
     job = Job.from_row(row)
     assert job.attempt == 2 and job.request.prompt == "anime style illustration of a cat"
+    assert job.claim == 4, "the claim number (the fence) is its own column, not the attempt"
     assert job.request.negative_prompt == "" and job.request.job_id == str(row["id"])
     assert job.result_key == f"{row['user_id']}/{row['id']}.png" == result_key(row["user_id"], row["id"])
 

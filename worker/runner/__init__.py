@@ -19,7 +19,8 @@ One module per part, along River's producer / executor / completer split and pro
 | `writes.py`     | final writes retried while the database is unreachable, shielded from cancellation |
 | `active.py`     | `ActiveJob` (one held job, shared by all the parts) and the registry of them |
 
-Every write is fenced by (job id, attempt) in SQL; Python decides no state transition.
+Every write is fenced in SQL by (job id, claim number `Job.claim`; never the attempt, which a requeue or a release
+can repeat); Python decides no state transition.
 """
 
 from worker.runner.active import ActiveJob

@@ -44,7 +44,8 @@ class ActiveJob:
 
     @property
     def held(self) -> tuple[UUID, int]:
-        return self.job.id, self.job.attempt
+        """(job id, claim number): what every write for this run is fenced with."""
+        return self.job.id, self.job.claim
 
     def log_extra(self, action: str, **more: Any) -> dict[str, Any]:
         return {"action": action, "job_id": self.job.id_text, "attempt": self.job.attempt, **more}
@@ -89,5 +90,5 @@ class ActiveJobs:
             del self.by_id[active.job.id]
 
     def held(self) -> list[tuple[UUID, int]]:
-        """(job id, attempt) of every job held: what a renewal or a release is fenced with."""
+        """(job id, claim number) of every job held: what a renewal or a release is fenced with."""
         return [a.held for a in self.by_id.values()]

@@ -104,7 +104,7 @@ class Executor:
         cost = self._cost(result)
         if result.cost_usd is None and cost is not None:
             cost = round(cost, 6)                  # a price estimate: to the micro-dollar
-        return Completion(job_id=job.id, attempt=job.attempt, result_path=job.result_key, result_bytes=size,
+        return Completion(job_id=job.id, claim=job.claim, result_path=job.result_key, result_bytes=size,
                           backend=result.backend, backend_call_id=result.backend_call_id,
                           gpu_seconds=result.gpu_seconds, cost_usd=cost, job_id_text=job.id_text)
 

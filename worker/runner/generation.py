@@ -78,7 +78,7 @@ class Generator:
 
     async def _write_progress(self, active: ActiveJob, value: float) -> None:
         try:
-            still_held = await self._queue.report_progress(active.job.id, active.job.attempt, value)
+            still_held = await self._queue.report_progress(active.job.id, active.job.claim, value)
         except DatabaseUnavailable:
             self._metrics.db_errors.labels("report_progress").inc()
             return
@@ -99,7 +99,7 @@ class Generator:
         """Record the call id on the job row; False = the lease is lost. An unreachable database is no reason to stop a
         generation that is already paid for: the call then simply cannot be re-attached after a crash."""
         try:
-            return await self._queue.record_backend_call(active.job.id, active.job.attempt, call_id)
+            return await self._queue.record_backend_call(active.job.id, active.job.claim, call_id)
         except DatabaseUnavailable:
             self._metrics.db_errors.labels("record_backend_call").inc()
             log.warning("could not record backend call %s: database unavailable", call_id,

@@ -53,9 +53,9 @@ class LeaseKeeper:
             log.warning("renew_leases failed (%s); retrying next round", exc, extra={"action": "renew_leases"})
             return
         self._health.db_ok()
-        for job_id, attempt in held:
+        for job_id, claim in held:
             active = self._jobs.get(job_id)
-            if active is None or active.job.attempt != attempt:
+            if active is None or active.job.claim != claim:
                 continue
             if job_id not in alive:
                 active.stop("lease_lost")

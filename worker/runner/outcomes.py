@@ -74,7 +74,7 @@ class Outcomes:
             log.error("unexpected error in job", exc_info=exc, extra=active.log_extra("fail_job"))
         self._metrics.backend_errors.labels(code).inc()
         status = await self._writes.final("fail_job", lambda: self._queue.fail_job(
-            active.job.id, active.job.attempt, error_code=code, error_message=message, retryable=retryable))
+            active.job.id, active.job.claim, error_code=code, error_message=message, retryable=retryable))
         if status is None:
             log.warning("failure not recorded: lease lost", extra=active.log_extra("fail_job", error_code=code))
             return "lease_lost"

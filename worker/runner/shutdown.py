@@ -37,7 +37,7 @@ async def release(writes: Writes, queue: QueueClient, held: list[tuple[UUID, int
 
 async def release_unstarted(jobs: list[Job], *, writes: Writes, queue: QueueClient, metrics: Metrics) -> None:
     """Hand back jobs whose claim answered after the stop signal, before any work (attempt not counted)."""
-    held = [(job.id, job.attempt) for job in jobs]
+    held = [(job.id, job.claim) for job in jobs]
     try:
         released = await release(writes, queue, held)
     except DatabaseUnavailable:

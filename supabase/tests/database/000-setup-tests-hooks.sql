@@ -90,7 +90,7 @@ declare
   v_id uuid := tests.make_job(identifier);
 begin
   update public.generation_jobs
-     set status = 'running', attempts = attempt, locked_by = worker_id, started_at = now(),
+     set status = 'running', attempts = attempt, claims = attempt, locked_by = worker_id, started_at = now(),
          lease_expires_at = now() + make_interval(secs => lease_seconds)
    where id = v_id;
   return v_id;

@@ -10,7 +10,7 @@ select tests.make_job('alice') as failed_job \gset
 
 select is((select count(*)::integer from queue.claim_jobs('worker-a', 2)), 2, 'both jobs are claimed');
 select is((select array_agg(id) from queue.complete_jobs('worker-a', jsonb_build_array(jsonb_build_object(
-             'job_id', :'job', 'attempt', 1, 'result_path', tests.result_path_for(:'job'), 'result_bytes', 123456,
+             'job_id', :'job', 'claim', 1, 'result_path', tests.result_path_for(:'job'), 'result_bytes', 123456,
              'backend', 'modal', 'backend_call_id', 'fc-123', 'gpu_seconds', 30, 'cost_usd', 0.05))) as done(id)),
           array[:'job'::uuid], 'the first job succeeds, with its backend call, GPU time and cost');
 select is(queue.fail_job('worker-a', :'failed_job', 1, 'oom', 'out of memory', false), 'failed',

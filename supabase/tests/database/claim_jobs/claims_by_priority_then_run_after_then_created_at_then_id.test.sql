@@ -27,7 +27,7 @@ select is((select prompt from queue.claim_jobs('worker-a', 1)), 'low priority, o
 -- jobs were created by this transaction (created_at = now()), so they are now equal on priority, run_after and
 -- created_at: only the id orders them
 select is(queue.release_jobs('worker-a', array(select id from public.generation_jobs where status = 'running'),
-                             array(select attempts from public.generation_jobs where status = 'running')),
+                             array(select claims from public.generation_jobs where status = 'running')),
           5, 'the five are released');
 select is((select count(distinct (priority, run_after, created_at))::int from public.generation_jobs
            where id in (:'high_late', :'high_early')), 1,
@@ -39,7 +39,7 @@ select set_eq(
   array['high priority, earlier run_after', 'high priority, later run_after'],
   'a batch of 2 claims the two highest-priority jobs');
 select is(queue.release_jobs('worker-batch', array(select id from public.generation_jobs where locked_by = 'worker-batch'),
-                             array(select attempts from public.generation_jobs where locked_by = 'worker-batch')),
+                             array(select claims from public.generation_jobs where locked_by = 'worker-batch')),
           2, 'the batch is released');
 
 -- TEST: tied on priority, run_after and created_at, the smaller id is claimed first

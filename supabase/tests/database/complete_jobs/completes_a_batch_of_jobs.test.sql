@@ -14,10 +14,10 @@ update public.generation_jobs set error_code = 'transient', error_message = 'GPU
 select set_eq(
   format($$select * from queue.complete_jobs('worker-a', %L::jsonb)$$,
          jsonb_build_array(
-           jsonb_build_object('job_id', :'first', 'attempt', 1, 'result_path', tests.result_path_for(:'first'),
+           jsonb_build_object('job_id', :'first', 'claim', 1, 'result_path', tests.result_path_for(:'first'),
                               'result_bytes', 1048576, 'backend', 'modal', 'backend_call_id', 'fc-1',
                               'gpu_seconds', 7.5, 'cost_usd', 0.012345),
-           jsonb_build_object('job_id', :'second', 'attempt', 2, 'result_path', tests.result_path_for(:'second'),
+           jsonb_build_object('job_id', :'second', 'claim', 2, 'result_path', tests.result_path_for(:'second'),
                               'result_bytes', 2048, 'backend', 'local'))),
   format('values (%L::uuid), (%L::uuid)', :'first', :'second'),
   'complete_jobs returns the ids it completed');

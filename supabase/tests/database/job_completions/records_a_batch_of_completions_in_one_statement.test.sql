@@ -8,7 +8,7 @@ select set_config('tests.j3', tests.make_running_job('alice', 'worker-b', 60, 1)
 
 -- TEST: one complete_jobs statement for three jobs, one of them fenced out (worker-b holds it), writes two rows
 select queue.complete_jobs('worker-a', (
-  select jsonb_agg(jsonb_build_object('job_id', j, 'attempt', a,
+  select jsonb_agg(jsonb_build_object('job_id', j, 'claim', a,
                                       'result_path', tests.get_supabase_uid('alice') || '/' || j || '.png'))
   from (values (current_setting('tests.j1'), 1), (current_setting('tests.j2'), 3),
                (current_setting('tests.j3'), 1)) as v(j, a)));

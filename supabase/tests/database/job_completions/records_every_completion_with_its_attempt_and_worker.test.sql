@@ -6,7 +6,7 @@ select set_config('tests.job', tests.make_running_job('alice', 'worker-a', 60, 2
 
 -- TEST: a completion writes one audit row with the attempt and the worker that held the lease
 select queue.complete_jobs('worker-a', jsonb_build_array(jsonb_build_object(
-  'job_id', current_setting('tests.job'), 'attempt', 2,
+  'job_id', current_setting('tests.job'), 'claim', 2,
   'result_path', tests.get_supabase_uid('alice') || '/' || current_setting('tests.job') || '.png')));
 select results_eq(
   format($$select attempt, worker_id from queue.job_completions where job_id = %L$$, current_setting('tests.job')),
@@ -14,7 +14,7 @@ select results_eq(
 
 -- TEST: a stale completion (fenced out) writes no audit row
 select queue.complete_jobs('worker-b', jsonb_build_array(jsonb_build_object(
-  'job_id', current_setting('tests.job'), 'attempt', 1,
+  'job_id', current_setting('tests.job'), 'claim', 1,
   'result_path', tests.get_supabase_uid('alice') || '/' || current_setting('tests.job') || '.png')));
 select is((select count(*)::integer from queue.job_completions), 1, 'a fenced-out completion leaves no audit row');
 

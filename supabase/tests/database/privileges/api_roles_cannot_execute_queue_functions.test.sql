@@ -21,7 +21,7 @@ select throws_ok(format($$select queue.renew_leases('worker-a', array[%L]::uuid[
                  '42501', 'permission denied for schema queue', 'authenticated cannot renew leases');
 select throws_ok(format($$select queue.report_progress('worker-a', %L, 1, 0.5)$$, :'job'),
                  '42501', 'permission denied for schema queue', 'authenticated cannot report progress');
-select throws_ok(format($$select queue.complete_jobs('worker-a', '[{"job_id": "%s", "attempt": 1}]')$$, :'job'),
+select throws_ok(format($$select queue.complete_jobs('worker-a', '[{"job_id": "%s", "claim": 1}]')$$, :'job'),
                  '42501', 'permission denied for schema queue', 'authenticated cannot complete jobs');
 select throws_ok(format($$select queue.fail_job('worker-a', %L, 1, 'x', 'y', false)$$, :'job'),
                  '42501', 'permission denied for schema queue', 'authenticated cannot fail a job');

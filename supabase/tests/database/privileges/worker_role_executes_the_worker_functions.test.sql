@@ -1,5 +1,5 @@
 begin;
-select plan(15);
+select plan(17);
 
 select tests.create_supabase_user('alice') as alice \gset
 select tests.make_job('alice', 'for the worker') as job \gset
@@ -17,6 +17,8 @@ select set_eq(
         'queue.release_jobs(text,uuid[],integer[])',
         'queue.reap_expired_leases(integer)',
         'queue.purge_finished_jobs(interval,integer)',
+        'queue.claim_storage_deletions(text,integer,integer)',
+        'queue.finish_storage_deletions(bigint[],text)',
         'queue.try_lead(text,integer)',
         'queue.resign_lead(text)',
         'queue.record_cost_alert(numeric,integer,interval)',
@@ -44,15 +46,15 @@ select lives_ok(format($$select tests.run_as('tenkaigen_worker',
                          $q$select queue.release_jobs('worker-a', array['%s']::uuid[], array[1])$q$)$$, :'job'),
                 'the worker releases the job');
 select lives_ok($$select tests.run_as('tenkaigen_worker', $q$select queue.claim_jobs('worker-a', 1, 30)$q$)$$,
-                'the worker claims it again');
+                'the worker claims it again (its second claim: claim number 2, attempt 1 again)');
 select lives_ok(format($$select tests.run_as('tenkaigen_worker',
-                         $q$select queue.fail_job('worker-a', '%s', 1, 'timeout', 'slow', false)$q$)$$, :'job'),
+                         $q$select queue.fail_job('worker-a', '%s', 2, 'timeout', 'slow', false)$q$)$$, :'job'),
                 'the worker fails the job');
 select is((select status from public.generation_jobs where id = :'job'), 'failed', 'the failure was stored');
 
 select tests.make_running_job('alice', 'worker-a', 60, 1) as to_complete \gset
 select lives_ok(format($$select tests.run_as('tenkaigen_worker',
-                         $q$select queue.complete_jobs('worker-a', '[{"job_id": "%s", "attempt": 1, "result_path": "%s"}]')$q$)$$,
+                         $q$select queue.complete_jobs('worker-a', '[{"job_id": "%s", "claim": 1, "result_path": "%s"}]')$q$)$$,
                        :'to_complete', tests.result_path_for(:'to_complete')),
                 'the worker completes a job');
 select tests.make_running_job('alice', 'worker-a', 60, 1) as to_cancel \gset
@@ -64,6 +66,11 @@ select lives_ok($$select tests.run_as('tenkaigen_worker', $q$select queue.reap_e
                 'the worker reaps expired leases');
 select lives_ok($$select tests.run_as('tenkaigen_worker', $q$select queue.purge_finished_jobs()$q$)$$,
                 'the worker purges old finished jobs');
+select lives_ok($$select tests.run_as('tenkaigen_worker',
+                  $q$select queue.claim_storage_deletions('generated-designs', 10)$q$)$$,
+                'the worker claims queued Storage deletions');
+select lives_ok($$select tests.run_as('tenkaigen_worker', $q$select queue.finish_storage_deletions(array[]::bigint[])$q$)$$,
+                'the worker finishes Storage deletions');
 
 select * from finish();
 rollback;

@@ -30,7 +30,7 @@ select queue.report_progress('worker-a', current_setting('tests.job')::uuid, 1, 
 select is((select count(*)::integer from realtime.messages where (payload ->> 'progress')::real = 0.5), 1,
           'a progress write broadcasts the progress');
 select queue.complete_jobs('worker-a', jsonb_build_array(jsonb_build_object(
-  'job_id', current_setting('tests.job'), 'attempt', 1,
+  'job_id', current_setting('tests.job'), 'claim', 1,
   'result_path', tests.get_supabase_uid('alice') || '/' || current_setting('tests.job') || '.png',
   'result_bytes', 1234, 'backend', 'placeholder')));
 select results_eq(

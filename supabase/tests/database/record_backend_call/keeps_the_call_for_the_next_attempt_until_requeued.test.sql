@@ -27,7 +27,7 @@ select set_eq(
 -- TEST: complete_jobs records the call that produced the image
 select is(queue.record_backend_call('worker-b', :'crashed', 2, 'fc-crashed'), true, 're-attached call recorded');
 select is((select count(*)::int from queue.complete_jobs('worker-b', format(
-             '[{"job_id": "%s", "attempt": 2, "result_path": "%s", "backend": "modal", "backend_call_id": "fc-crashed"}]',
+             '[{"job_id": "%s", "claim": 2, "result_path": "%s", "backend": "modal", "backend_call_id": "fc-crashed"}]',
              :'crashed', tests.result_path_for(:'crashed'))::jsonb)), 1, 'the job completes');
 select is((select backend_call_id from public.generation_jobs where id = :'crashed'), 'fc-crashed',
           'the succeeded job names the call that made its image');

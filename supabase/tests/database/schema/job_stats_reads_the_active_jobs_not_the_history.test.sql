@@ -17,7 +17,12 @@ update public.generation_jobs
    set status = 'running', attempts = 1, locked_by = 'worker-a', lease_expires_at = now() + interval '1 minute',
        started_at = now()
  where prompt in (select 'backlog ' || n from generate_series(1, 20) as n);
+-- and 30 days of runs cleared by requeues (queue.job_runs, summed into the spend by finished_at)
+insert into queue.job_runs (job_id, attempt, claim, status, finished_at, gpu_seconds, cost_usd)
+select gen_random_uuid(), 1, 1, 'succeeded', now() - n * interval '518 seconds', 10, 0.01
+from generate_series(1, 5000) as n;
 analyze public.generation_jobs;
+analyze queue.job_runs;
 
 create function pg_temp.job_stats_plan() returns jsonb language plpgsql as $$
 declare

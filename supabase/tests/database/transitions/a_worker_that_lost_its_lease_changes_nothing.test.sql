@@ -20,7 +20,7 @@ select results_eq(format($$select locked_by, attempts from public.generation_job
 select is(queue.report_progress('worker-a', :'job_a', 1, 0.9), false, 'A: report_progress answers false');
 select is_empty(format($$select * from queue.renew_leases('worker-a', array[%L]::uuid[], array[1])$$, :'job_a'),
                 'A: renew_leases leaves the job out');
-select is_empty(format($$select * from queue.complete_jobs('worker-a', '[{"job_id": "%s", "attempt": 1, "result_path": "%s"}]')$$,
+select is_empty(format($$select * from queue.complete_jobs('worker-a', '[{"job_id": "%s", "claim": 1, "result_path": "%s"}]')$$,
                        :'job_a', tests.result_path_for(:'job_a')),
                 'A: complete_jobs completes nothing');
 select is(queue.fail_job('worker-a', :'job_a', 1, 'timeout', 'late', false), null, 'A: fail_job answers null');
@@ -45,7 +45,7 @@ select results_eq(format($$select locked_by, attempts from public.generation_job
 select is(queue.report_progress('worker-a', :'job_b', 2, 0.9), false, 'B: report_progress answers false');
 select is_empty(format($$select * from queue.renew_leases('worker-a', array[%L]::uuid[], array[2])$$, :'job_b'),
                 'B: renew_leases leaves the job out');
-select is_empty(format($$select * from queue.complete_jobs('worker-a', '[{"job_id": "%s", "attempt": 2, "result_path": "%s"}]')$$,
+select is_empty(format($$select * from queue.complete_jobs('worker-a', '[{"job_id": "%s", "claim": 2, "result_path": "%s"}]')$$,
                        :'job_b', tests.result_path_for(:'job_b')),
                 'B: complete_jobs completes nothing');
 select is(queue.fail_job('worker-a', :'job_b', 2, 'timeout', 'late', true), null, 'B: fail_job answers null');
@@ -54,7 +54,7 @@ select is(queue.release_jobs('worker-a', array[:'job_b']::uuid[], array[2]), 0, 
 select is(tests.job_snapshot(:'job_b'), :'job_b_before'::jsonb, 'B: the job is exactly as worker-b holds it');
 
 -- TEST: the current holder is not disturbed: worker-b completes its attempt
-select results_eq(format($$select * from queue.complete_jobs('worker-b', '[{"job_id": "%s", "attempt": 2, "result_path": "%s"}]')$$,
+select results_eq(format($$select * from queue.complete_jobs('worker-b', '[{"job_id": "%s", "claim": 2, "result_path": "%s"}]')$$,
                          :'job_b', tests.result_path_for(:'job_b')),
                   format('values (%L::uuid)', :'job_b'), 'worker-b completes attempt 2');
 
