@@ -51,7 +51,10 @@ REALISTIC_STEPS = 4
 WORKER_START_TIMEOUT = 60.0
 DRAIN_TIMEOUT = 900.0
 
-KEPT_SECTION = "## Recovery after a killed worker"     # written by scripts/bench_recovery
+KEPT_SECTIONS = (
+    "## Recovery after a killed worker",       # written by scripts/bench_recovery
+    "## Second draft against its parent",       # an A/B of two commits, written by hand (see the section)
+)
 TARGET_QUEUE_JOBS_PER_S = 5_000
 TARGET_LATENCY_P50_MS = 1.5
 TARGET_LATENCY_P99_MS = 5.0
@@ -558,13 +561,17 @@ def run(args: argparse.Namespace) -> int:
 
 
 def kept_sections(path: Path) -> str:
-    """The sections other benchmarks write into the same file (`scripts/bench_recovery`), kept when rewriting it."""
+    """The sections written by other benchmarks or by hand into the same file (`KEPT_SECTIONS`), kept when
+    rewriting it."""
     text = path.read_text() if path.exists() else ""
-    start = text.find("\n" + KEPT_SECTION)
-    if start < 0:
-        return ""
-    end = text.find("\n## ", start + 1)
-    return "\n" + text[start:end if end >= 0 else len(text)].strip("\n") + "\n"
+    kept = ""
+    for heading in KEPT_SECTIONS:
+        start = text.find("\n" + heading)
+        if start < 0:
+            continue
+        end = text.find("\n## ", start + 1)
+        kept += "\n" + text[start:end if end >= 0 else len(text)].strip("\n") + "\n"
+    return kept
 
 
 def announce(text: str) -> None:

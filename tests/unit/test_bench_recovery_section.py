@@ -44,3 +44,13 @@ def test_the_row_shows_min_median_max_and_whether_the_target_is_met() -> None:
     text = bench.section(runs, "test machine", "now")
     assert "| 3 | 8.0 | 9.5 | 12.2 |" in text and "Target ≤ 15 s: met" in text
     assert "NOT met" in bench.section([bench.Run(seconds=16.0, kill_after_running=1.0)], "m", "now")
+
+
+def test_a_queue_benchmark_rewrite_keeps_the_hand_written_comparison_section(tmp_path: Path) -> None:
+    doc = tmp_path / "performance.md"
+    doc.write_text("# Queue performance\n\n## Drain throughput\n\n| a |\n\n## Recovery after a killed worker\n\nr\n"
+                   "\n## Second draft against its parent\n\n| parent | draft |\n")
+    kept = kept_sections(doc)
+    assert "## Recovery after a killed worker\n\nr\n" in kept
+    assert "## Second draft against its parent\n\n| parent | draft |\n" in kept
+    assert "Drain throughput" not in kept
