@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from modal_app import gpu_check, pins, pipeline
+from modal_app import pins, pipeline
+from tenkaigen_tools import gpu_check
 from tests.unit.conftest_pipeline import install_fake_nunchaku
 
 ROOT = Path(__file__).resolve().parents[2]
