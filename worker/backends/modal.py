@@ -12,7 +12,7 @@ memory), then:
    waits for a container, and the id is recorded on the job row before anything else, so a cancel or the worker's
    deadline cancels the Modal input even during a cold start (`FunctionCall.from_id(id).cancel()`).
 3. **Follow**: progress events come from the job's partition of the `modal.Queue` PROGRESS_QUEUE_NAME (only those
-   of this call); the outcome is the call's return value (`FunctionCall.get`).
+   of this call, read by modal_progress.py); the outcome is the call's return value (`FunctionCall.get`).
 
 When the awaiting task is cancelled the call is cancelled too, unless the job is going to another worker
 (shutdown, lost lease: `CallTracker.keep_running`), which re-attaches to it. Every answer carries the app's version
@@ -30,7 +30,6 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
-import queue as stdlib_queue
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +39,7 @@ import modal.exception
 from modal_app import pins, protocol
 from worker import installed_version
 from worker.backends.base import CallTracker, GenerationRequest, GenerationResult, ProgressCallback
+from worker.backends.modal_progress import ProgressReader
 from worker.backends.modal_support import map_modal_error, price_per_second, request_payload
 from worker.config import GPU_PRICES_USD_PER_SECOND_DEFAULT
 from worker.exceptions import (
@@ -69,9 +69,6 @@ CPU_VARIANTS = frozenset({"tiny"})
 VARIANT_OPTIONS_DEFAULT: dict[str, dict[str, Any]] = {"bf16": {"gpu": "A100-80GB", "memory": 64 * 1024}}
 
 CANCEL_TIMEOUT_S = 10.0
-PROGRESS_WAIT_S = 30.0     # one blocking Queue read; an empty read just starts the next one
-PROGRESS_BATCH = 64
-PROGRESS_RETRY_MAX_S = 10.0
 PENDING = object()         # re-attach: the previous call is still queued or running
 
 
@@ -104,7 +101,7 @@ class ModalBackend:
         self.progress_queue_name = progress_queue_name
         self.version = protocol.app_version(installed_version())
         self._instances: dict[str, Any] = {}
-        self._progress: Any = None
+        self._progress = ProgressReader(progress_queue_name, environment_name)
         self._versions_warned: set[str] = set()
         self._restarted_jobs: set[str] = set()
 
@@ -118,12 +115,6 @@ class ModalBackend:
                 cls = cls.with_options(**options)
             self._instances[variant] = cls(variant=variant, rank=self.rank)
         return self._instances[variant]
-
-    def _progress_queue(self) -> Any:
-        if self._progress is None:
-            self._progress = modal.Queue.from_name(
-                self.progress_queue_name, environment_name=self.environment_name, create_if_missing=True)
-        return self._progress
 
     async def generate(
         self, request: GenerationRequest, on_progress: ProgressCallback, *, calls: CallTracker | None = None
@@ -179,7 +170,8 @@ class ModalBackend:
     async def _follow(self, call: Any, job_id: str, on_progress: ProgressCallback) -> Any:
         """Await the call's outcome while forwarding its progress events."""
         getter = asyncio.ensure_future(call.get.aio(timeout=None))
-        follower = asyncio.ensure_future(self._forward_progress(call.object_id, job_id, on_progress))
+        follower = asyncio.ensure_future(self._progress.forward(
+            call.object_id, job_id, on_progress, lambda version: self._compare_version(version, job_id)))
         try:
             done, _ = await asyncio.wait({getter, follower}, return_when=asyncio.FIRST_COMPLETED)
             if getter in done:
@@ -191,32 +183,6 @@ class ModalBackend:
                 task.cancel()
             with contextlib.suppress(BaseException):
                 await asyncio.gather(getter, follower, return_exceptions=True)
-
-    async def _forward_progress(self, call_id: str, job_id: str, on_progress: ProgressCallback) -> None:
-        partition = protocol.partition_key(job_id)
-        progress_queue = self._progress_queue()
-        failures = 0
-        while True:
-            try:
-                events = await progress_queue.get_many.aio(
-                    PROGRESS_BATCH, block=True, timeout=PROGRESS_WAIT_S, partition=partition)
-            except stdlib_queue.Empty:
-                continue
-            except Exception as exc:           # progress is best effort: the outcome comes from the call itself
-                failures += 1
-                if failures == 1:
-                    log.warning("cannot read progress of Modal call %s: %s", call_id, exc,
-                                extra={"action": "modal_progress", "job_id": job_id})
-                await asyncio.sleep(min(PROGRESS_RETRY_MAX_S, 0.5 * 2 ** min(failures, 6)))
-                continue
-            failures = 0
-            for event in events:
-                if not isinstance(event, Mapping) or event.get("call_id") not in (call_id, None):
-                    continue                    # left behind by an earlier call of the same job
-                if event.get("type") == "started":
-                    self._compare_version(event.get("app_version"), job_id)
-                elif event.get("type") == "progress":
-                    await on_progress(int(event["step"]), int(event["total"]))
 
     def _compare_version(self, app_version: Any, job_id: str) -> bool:
         """True when the app reports another version than this worker's; warns once per app version."""
@@ -293,7 +259,7 @@ class ModalBackend:
 
     async def aclose(self) -> None:
         self._instances.clear()
-        self._progress = None
+        self._progress.reset()
 
 
 def create_backend(settings: Settings) -> ModalBackend:
