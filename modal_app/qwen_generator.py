@@ -208,12 +208,8 @@ def import_inference_stack() -> None:
 
 def load_error_message(exc: BaseException, variant: str) -> str | None:
     """The message of a load error no retry fixes (see protocol.permanent_load_error), else None."""
-    to_environment = getattr(pipeline, "environment_error", None)
-    if to_environment is not None:
-        unsupported = to_environment(exc, variant=variant)
-        if unsupported is not None:
-            return str(unsupported)
-    return protocol.permanent_load_error(exc)
+    unsupported = pipeline.environment_error(exc, variant=variant)
+    return str(unsupported) if unsupported is not None else protocol.permanent_load_error(exc)
 
 
 GPU_CLASS_OPTIONS: dict[str, Any] = {
